@@ -1,0 +1,62 @@
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// TemplateFinder looks up a checklist template by its versioned reference.
+type TemplateFinder func(ref string) (Template, bool)
+
+// DecodeBody decodes a payload body strictly into its kind's type
+// (*Audit, *Priority or *Report).
+func DecodeBody(kind Kind, raw json.RawMessage) (any, error) {
+	var v any
+	switch kind {
+	case KindAudit:
+		v = &Audit{}
+	case KindPriority:
+		v = &Priority{}
+	case KindReport:
+		v = &Report{}
+	default:
+		return nil, fmt.Errorf("%w: unknown kind %q", ErrMalformed, kind)
+	}
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("%w: a %s needs a body", ErrMalformed, kind)
+	}
+	if err := decodeStrict(raw, v); err != nil {
+		return nil, fmt.Errorf("%w: %s body: %v", ErrMalformed, kind, err)
+	}
+	return v, nil
+}
+
+// ValidateBody decodes and validates a payload's body. Tombstones carry no
+// body. Records received from elsewhere are checked with allowIdentifiers
+// set: whether free text may carry one was the author's decision, and
+// refusing it here would only lose data the author chose to keep.
+func (p Payload) ValidateBody(find TemplateFinder, allowIdentifiers bool) error {
+	if p.Deleted {
+		if len(p.Body) != 0 {
+			return fmt.Errorf("%w: a deleted record carries no body", ErrMalformed)
+		}
+		return nil
+	}
+	v, err := DecodeBody(p.Kind, p.Body)
+	if err != nil {
+		return err
+	}
+	switch b := v.(type) {
+	case *Audit:
+		t, ok := find(b.Template)
+		if !ok {
+			return &FieldError{Field: "template", Msg: fmt.Sprintf("%q is not a template this node knows (cairn template list shows them)", truncate(b.Template, 60))}
+		}
+		return b.Validate(t, allowIdentifiers)
+	case *Priority:
+		return b.Validate(allowIdentifiers)
+	case *Report:
+		return b.Validate(allowIdentifiers)
+	}
+	return nil
+}
