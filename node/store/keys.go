@@ -1,0 +1,221 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/inpud/cairn/model"
+)
+
+// Key prefixes. doc.go describes the layout as a whole.
+const (
+	pfxRecord     = "/r/"          // /r/<id> → summary of the current version (see current)
+	pfxHistory    = "/h/"          // /h/<id>/<version %020d>/<hash> → seq (8 bytes) + envelope
+	pfxFeed       = "/c/"          // /c/<seq %016x> → the history key of the version stored
+	pfxCheckpoint = "/k/"          // /k/<peer> → seq (8 bytes)
+	pfxKind       = "/i/kind/"     // /i/kind/<kind>/<id> → empty
+	pfxOrigin     = "/i/origin/"   // /i/origin/<origin>/<id> → empty
+	pfxTemplate   = "/i/template/" // /i/template/<ref>/<id> → empty
+	pfxCount      = "/m/count/"    // /m/count/<kind> → count (8 bytes)
+
+	keyFormat = "/m/format" // store format version, "1"
+	keyHead   = "/m/head"   // last assigned seq (8 bytes)
+	keyMaxHLC = "/m/maxhlc" // highest HLC of any stored version (8 bytes)
+)
+
+// idLen is the length of a record id (a ULID, model.ValidateID). Index keys
+// end in "/<id>", so a fixed length lets a key be split from the right even
+// when the indexed value (a template ref) itself holds a '/'.
+const idLen = 26
+
+// hashLen is the length of a version hash in hex (model.Envelope.Hash).
+const hashLen = 64
+
+// formatVersion is the store format this code reads and writes. A store
+// written by a later format is refused rather than guessed at.
+const formatVersion = "1"
+
+func recordKey(id string) []byte { return []byte(pfxRecord + id) }
+
+func historyPrefix(id string) []byte { return []byte(pfxHistory + id + "/") }
+
+func versionPrefix(id string, version uint64) []byte {
+	return fmt.Appendf(nil, "%s%s/%020d/", pfxHistory, id, version)
+}
+
+func historyKey(id string, version uint64, hash string) []byte {
+	return fmt.Appendf(nil, "%s%s/%020d/%s", pfxHistory, id, version, hash)
+}
+
+// parseHistoryKey splits /h/<id>/<version>/<hash>.
+func parseHistoryKey(k []byte) (id string, version uint64, hash string, err error) {
+	s := string(k)
+	rest, ok := strings.CutPrefix(s, pfxHistory)
+	if !ok || len(rest) != idLen+1+20+1+hashLen || rest[idLen] != '/' || rest[idLen+21] != '/' {
+		return "", 0, "", fmt.Errorf("history key %q is not in the form /h/<id>/<version>/<hash>", s)
+	}
+	version, err = strconv.ParseUint(rest[idLen+1:idLen+21], 10, 64)
+	if err != nil {
+		return "", 0, "", fmt.Errorf("history key %q has a bad version: %w", s, err)
+	}
+	return rest[:idLen], version, rest[idLen+22:], nil
+}
+
+func feedKey(seq uint64) []byte { return fmt.Appendf(nil, "%s%016x", pfxFeed, seq) }
+
+func parseFeedKey(k []byte) (uint64, error) {
+	s, ok := strings.CutPrefix(string(k), pfxFeed)
+	if !ok || len(s) != 16 {
+		return 0, fmt.Errorf("feed key %q is not in the form /c/<16 hex digits>", k)
+	}
+	return strconv.ParseUint(s, 16, 64)
+}
+
+func checkpointKey(peer string) []byte { return []byte(pfxCheckpoint + peer) }
+
+func countKey(k model.Kind) []byte { return []byte(pfxCount + string(k)) }
+
+func kindIndexKey(k model.Kind, id string) []byte { return []byte(pfxKind + string(k) + "/" + id) }
+
+func originIndexKey(origin, id string) []byte { return []byte(pfxOrigin + origin + "/" + id) }
+
+func templateIndexKey(ref, id string) []byte { return []byte(pfxTemplate + ref + "/" + id) }
+
+// idFromIndexKey returns the id at the end of an index key whose prefix
+// (everything before "/<id>") is exactly pfx.
+func idFromIndexKey(k []byte, pfxLen int) (string, bool) {
+	if len(k) != pfxLen+idLen {
+		return "", false
+	}
+	return string(k[pfxLen:]), true
+}
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func readU64(b []byte) (uint64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("%d bytes where an 8-byte number was expected", len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// indexableTemplate returns the template ref to index an audit under, or ""
+// when ref is not of the form "<template id>@<version>" that model.Template
+// produces (no '@' or '/' after the '@', no control characters). Refusing
+// odd refs keeps index keys unambiguous; the node validates audits against
+// registered templates before storing them, so a real audit always passes.
+func indexableTemplate(ref string) string {
+	at := strings.IndexByte(ref, '@')
+	if at <= 0 || at == len(ref)-1 || len(ref) > 200 || strings.ContainsAny(ref[at+1:], "@/") {
+		return ""
+	}
+	for i := 0; i < len(ref); i++ {
+		if ref[i] < 0x21 || ref[i] == 0x7f {
+			return ""
+		}
+	}
+	return ref
+}
+
+// templateMatches reports whether an indexed ref matches a query: a query
+// with '@' names one version exactly; one without names a template id and
+// matches every version of it ("iduit-bg/3.2" matches "iduit-bg/3.2@2017").
+func templateMatches(query, ref string) bool {
+	if query == "" {
+		return true
+	}
+	if strings.Contains(query, "@") {
+		return ref == query
+	}
+	return strings.HasPrefix(ref, query+"@")
+}
+
+// current summarises the current version of a record: the value of /r/<id>.
+// It points at the version's history key (version + hash) and carries what
+// conflict resolution (model.Wins), index upkeep and List's filters need, so
+// none of them has to decode the envelope's JSON.
+type current struct {
+	Version  uint64
+	HLC      model.HLC
+	Hash     string // hex, as model.Envelope.Hash
+	Deleted  bool
+	Kind     model.Kind
+	Origin   string
+	Author   string
+	Template string // the ref it is indexed under; "" for none
+}
+
+const currentFormat = 1
+
+func (c current) marshal() ([]byte, error) {
+	h, err := hex.DecodeString(c.Hash)
+	if err != nil || len(h) != 32 {
+		return nil, fmt.Errorf("version hash %q is not 64 hex digits", c.Hash)
+	}
+	b := make([]byte, 0, 64+len(c.Kind)+len(c.Origin)+len(c.Author)+len(c.Template))
+	b = append(b, currentFormat)
+	b = binary.AppendUvarint(b, c.Version)
+	b = binary.BigEndian.AppendUint64(b, uint64(c.HLC))
+	b = append(b, h...)
+	var flags byte
+	if c.Deleted {
+		flags |= 1
+	}
+	b = append(b, flags)
+	for _, s := range []string{string(c.Kind), c.Origin, c.Author, c.Template} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b, nil
+}
+
+var errBadCurrent = errors.New("current-version entry is malformed")
+
+func (c *current) unmarshal(b []byte) error {
+	if len(b) < 1 || b[0] != currentFormat {
+		return errBadCurrent
+	}
+	b = b[1:]
+	v, n := binary.Uvarint(b)
+	if n <= 0 || len(b) < n+8+32+1 {
+		return errBadCurrent
+	}
+	b = b[n:]
+	c.Version = v
+	c.HLC = model.HLC(binary.BigEndian.Uint64(b))
+	c.Hash = hex.EncodeToString(b[8:40])
+	c.Deleted = b[40]&1 != 0
+	b = b[41:]
+	var strs [4]string
+	for i := range strs {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || uint64(len(b)-n) < l {
+			return errBadCurrent
+		}
+		strs[i] = string(b[n : n+int(l)])
+		b = b[n+int(l):]
+	}
+	if len(b) != 0 {
+		return errBadCurrent
+	}
+	c.Kind, c.Origin, c.Author, c.Template = model.Kind(strs[0]), strs[1], strs[2], strs[3]
+	return nil
+}
+
+// payload returns the fields of the version that model.Wins compares.
+func (c current) payload() model.Payload {
+	return model.Payload{Version: c.Version, HLC: c.HLC, Author: c.Author}
+}
+
+// indexKeys lists the index keys of a current version.
+func (c current) indexKeys(id string) [][]byte {
+	keys := [][]byte{kindIndexKey(c.Kind, id), originIndexKey(c.Origin, id)}
+	if c.Template != "" {
+		keys = append(keys, templateIndexKey(c.Template, id))
+	}
+	return keys
+}

@@ -1,0 +1,347 @@
+package store
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+
+	badger "github.com/dgraph-io/badger"
+
+	"github.com/inpud/cairn/model"
+)
+
+// PutResult says what one Put did.
+type PutResult struct {
+	// Stored lists the versions newly stored, in the order given, each
+	// with the feed sequence number it got.
+	Stored []Stored
+	// Duplicates counts envelopes whose version (id, version, hash) the
+	// store already held, or that appeared earlier in the same call; they
+	// get no new sequence number.
+	Duplicates int
+	// Conflicts lists, once each, the ids of records for which this call
+	// stored a version whose version number another held version of the
+	// record already has (two nodes of one network wrote concurrently).
+	// Both stay in history; the winner by model.Wins is current.
+	Conflicts []string
+}
+
+// decoded is an envelope with what Put needs from it.
+type decoded struct {
+	env  model.Envelope
+	p    model.Payload
+	hash string
+	tmpl string // indexable template ref, "" for none
+}
+
+// Put stores envelopes in one transaction: either all of them are stored
+// or, on error, none. It returns once the transaction is on disk
+// (SyncWrites). Versions already held count as duplicates.
+//
+// The caller has verified signatures and bodies; Put only decodes each
+// payload (model.Envelope.Open) for its id, kind, origin and version, and
+// stores the envelope bytes exactly as given. A group too large for one
+// transaction fails with ErrBatchTooLarge: split it into groups of at most
+// MaxBatch. Concurrent calls are serialised.
+func (s *Store) Put(envs ...model.Envelope) (PutResult, error) {
+	var res PutResult
+	if len(envs) == 0 {
+		return res, nil
+	}
+	recs, err := decodeAll(envs)
+	if err != nil {
+		return res, fmt.Errorf("store records: %w", err)
+	}
+	if err := s.begin(); err != nil {
+		return res, err
+	}
+	defer s.end()
+	s.putMu.Lock()
+	defer s.putMu.Unlock()
+	s.puts.Add(1)
+	defer s.puts.Add(1)
+
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	w := putTxn{
+		txn:    txn,
+		head:   s.head.Load(),
+		maxHLC: model.HLC(s.maxHLC.Load()),
+		delta:  map[model.Kind]int{},
+	}
+	conflicted := map[string]bool{}
+	for i := range recs {
+		st, dup, conflict, err := w.put(&recs[i])
+		if err != nil {
+			if errors.Is(err, badger.ErrTxnTooBig) {
+				return PutResult{}, fmt.Errorf("store %d records: the group does not fit in one transaction; split it into groups of at most %d: %w", len(envs), MaxBatch, ErrBatchTooLarge)
+			}
+			return PutResult{}, fmt.Errorf("store record %s: %w", recs[i].p.ID, err)
+		}
+		if dup {
+			res.Duplicates++
+			continue
+		}
+		if conflict && !conflicted[st.Payload.ID] {
+			conflicted[st.Payload.ID] = true
+			res.Conflicts = append(res.Conflicts, st.Payload.ID)
+		}
+		res.Stored = append(res.Stored, st)
+	}
+	if len(res.Stored) == 0 {
+		return res, nil // only duplicates: nothing to write
+	}
+
+	counts := s.countsAfter(w.delta)
+	if err := w.meta(counts); err != nil {
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			return PutResult{}, fmt.Errorf("store %d records: the group does not fit in one transaction; split it into groups of at most %d: %w", len(envs), MaxBatch, ErrBatchTooLarge)
+		}
+		return PutResult{}, fmt.Errorf("store %d records: %w", len(envs), err)
+	}
+	if err := txn.Commit(); err != nil {
+		return PutResult{}, fmt.Errorf("store %d records: writing them to disk failed, so none were stored (check free space and the disk): %w", len(envs), err)
+	}
+
+	s.head.Store(w.head)
+	s.maxHLC.Store(uint64(w.maxHLC))
+	s.countMu.Lock()
+	s.counts = counts
+	s.countMu.Unlock()
+	return res, nil
+}
+
+// countsAfter returns the per-kind counts with delta applied.
+func (s *Store) countsAfter(delta map[model.Kind]int) map[model.Kind]int {
+	s.countMu.Lock()
+	defer s.countMu.Unlock()
+	out := make(map[model.Kind]int, len(s.counts)+len(delta))
+	for k, n := range s.counts {
+		out[k] = n
+	}
+	for k, d := range delta {
+		out[k] += d
+	}
+	return out
+}
+
+// putTxn is the state of one Put's transaction.
+type putTxn struct {
+	txn    *badger.Txn
+	head   uint64
+	maxHLC model.HLC
+	delta  map[model.Kind]int // change of the non-deleted current count per kind
+}
+
+// put adds one version to the transaction.
+func (w *putTxn) put(r *decoded) (st Stored, dup, conflict bool, err error) {
+	id, v := r.p.ID, r.p.Version
+	hk := historyKey(id, v, r.hash)
+	if _, err := w.txn.Get(hk); err == nil {
+		return Stored{}, true, false, nil
+	} else if !errors.Is(err, badger.ErrKeyNotFound) {
+		return Stored{}, false, false, err
+	}
+
+	cur, hasCur, err := getCurrent(w.txn, id)
+	if err != nil {
+		return Stored{}, false, false, err
+	}
+	// The current version has the highest version number held (model.Wins
+	// orders by version first). So another version with this number can
+	// exist only if the current one has it, or a higher one.
+	if hasCur {
+		switch {
+		case cur.Version == v:
+			conflict = true
+		case cur.Version > v:
+			conflict, err = hasOtherVersion(w.txn, id, v)
+			if err != nil {
+				return Stored{}, false, false, err
+			}
+		}
+	}
+
+	w.head++
+	seq := w.head
+	bin, err := r.env.MarshalBinary()
+	if err != nil {
+		return Stored{}, false, false, err
+	}
+	if err := w.txn.Set(hk, append(u64(seq), bin...)); err != nil {
+		return Stored{}, false, false, err
+	}
+	if err := w.txn.Set(feedKey(seq), hk); err != nil {
+		return Stored{}, false, false, err
+	}
+	if r.p.HLC > w.maxHLC {
+		w.maxHLC = r.p.HLC
+	}
+
+	if !hasCur || model.Wins(r.p, cur.payload(), r.hash, cur.Hash) {
+		next := current{
+			Version:  v,
+			HLC:      r.p.HLC,
+			Hash:     r.hash,
+			Deleted:  r.p.Deleted,
+			Kind:     r.p.Kind,
+			Origin:   r.p.Origin,
+			Author:   r.p.Author,
+			Template: r.tmpl,
+		}
+		// A tombstone usually carries no body; keep it indexed under the
+		// template of the version it deletes, so List can show it.
+		if next.Deleted && next.Template == "" && hasCur && cur.Kind == next.Kind {
+			next.Template = cur.Template
+		}
+		if err := w.setCurrent(id, cur, hasCur, next); err != nil {
+			return Stored{}, false, false, err
+		}
+	}
+	return Stored{Envelope: r.env, Payload: r.p, Hash: r.hash, Seq: seq}, false, conflict, nil
+}
+
+// setCurrent makes next the current version of id: /r/<id>, the indexes
+// and the counters.
+func (w *putTxn) setCurrent(id string, old current, hasOld bool, next current) error {
+	val, err := next.marshal()
+	if err != nil {
+		return err
+	}
+	if err := w.txn.Set(recordKey(id), val); err != nil {
+		return err
+	}
+	newKeys := next.indexKeys(id)
+	var oldKeys [][]byte
+	if hasOld {
+		oldKeys = old.indexKeys(id)
+	}
+	for _, k := range oldKeys {
+		if !containsKey(newKeys, k) {
+			if err := w.txn.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	for _, k := range newKeys {
+		if !containsKey(oldKeys, k) {
+			if err := w.txn.Set(k, nil); err != nil {
+				return err
+			}
+		}
+	}
+	if hasOld && !old.Deleted {
+		w.delta[old.Kind]--
+	}
+	if !next.Deleted {
+		w.delta[next.Kind]++
+	}
+	return nil
+}
+
+// meta writes the head, max HLC and changed counters.
+func (w *putTxn) meta(counts map[model.Kind]int) error {
+	if err := w.txn.Set([]byte(keyHead), u64(w.head)); err != nil {
+		return err
+	}
+	if err := w.txn.Set([]byte(keyMaxHLC), u64(uint64(w.maxHLC))); err != nil {
+		return err
+	}
+	for k, d := range w.delta {
+		if d == 0 {
+			continue
+		}
+		n := counts[k]
+		if n < 0 {
+			return fmt.Errorf("%w: the %s count would go below zero", ErrDamaged, k)
+		}
+		if err := w.txn.Set(countKey(k), u64(uint64(n))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func containsKey(keys [][]byte, k []byte) bool {
+	for _, x := range keys {
+		if bytes.Equal(x, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// getCurrent reads /r/<id>.
+func getCurrent(txn *badger.Txn, id string) (current, bool, error) {
+	var c current
+	item, err := txn.Get(recordKey(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return c, false, nil
+	}
+	if err != nil {
+		return c, false, err
+	}
+	err = item.Value(func(v []byte) error { return c.unmarshal(v) })
+	if err != nil {
+		return c, false, fmt.Errorf("%w: record %s: %v", ErrDamaged, id, err)
+	}
+	return c, true, nil
+}
+
+// hasOtherVersion reports whether history holds any version of id with
+// version number v (the caller knows the exact one it has is absent).
+func hasOtherVersion(txn *badger.Txn, id string, v uint64) (bool, error) {
+	pfx := versionPrefix(id, v)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx})
+	defer it.Close()
+	it.Seek(pfx)
+	return it.ValidForPrefix(pfx), nil
+}
+
+// decodeAll opens every envelope, on several cores for a large group.
+func decodeAll(envs []model.Envelope) ([]decoded, error) {
+	recs := make([]decoded, len(envs))
+	errs := make([]error, len(envs))
+	one := func(i int) {
+		recs[i], errs[i] = decode(envs[i])
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(envs)/32)
+	if workers <= 1 {
+		for i := range envs {
+			one(i)
+		}
+	} else {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < len(envs); i += workers {
+					one(i)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	for i, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("envelope %d of %d: %w", i+1, len(envs), err)
+		}
+	}
+	return recs, nil
+}
+
+func decode(env model.Envelope) (decoded, error) {
+	p, err := env.Open()
+	if err != nil {
+		return decoded{}, fmt.Errorf("cannot read its payload: %w", err)
+	}
+	if len(env.Sig) != ed25519.SignatureSize {
+		return decoded{}, fmt.Errorf("record %s: the signature is %d bytes, not %d: %w", p.ID, len(env.Sig), ed25519.SignatureSize, model.ErrMalformed)
+	}
+	if !model.ValidSlug(p.Origin) {
+		return decoded{}, fmt.Errorf("record %s: origin %q is not a network slug: %w", p.ID, p.Origin, model.ErrMalformed)
+	}
+	return decoded{env: env, p: p, hash: env.Hash(), tmpl: indexableTemplate(p.TemplateRef())}, nil
+}
