@@ -1,0 +1,52 @@
+# Cairn: `make run` starts a node on ./data; `make test` runs every test.
+GO      ?= go
+DATA    ?= ./data
+API     ?= 127.0.0.1:7410
+FUZZN   ?= 20000x
+
+.PHONY: build run test test-short bench fuzz fuzz-ci lint clean
+
+build:
+	$(GO) build -o bin/cairn .
+
+# Starts a node in the foreground on ./data with its API on 127.0.0.1.
+# The first run initialises ./data for a demo network; Ctrl-C stops it.
+run: build
+	./bin/cairn --data-dir $(DATA) start --api $(API) --network demo --name "Demo network" --level local
+
+# All tests, with the race detector (the node, API, store and CLI run
+# goroutines), then a short run of every fuzz target.
+test: lint
+	$(GO) test -race -count=1 ./...
+	$(MAKE) fuzz-ci
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+# Benchmarks; docs/BENCHMARKS.md records the results with machine and date.
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=3s -timeout=60m ./node/store/
+	$(GO) test -run='^$$' -bench=. -benchmem ./model/...
+
+# Each fuzz target for a while (FUZZTIME=5m make fuzz). Crashers land in
+# testdata/fuzz/ and become regression seeds.
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./model/templates
+	$(GO) test -run='^$$' -fuzz='^FuzzOpen$$' -fuzztime=$(FUZZTIME) ./model
+	$(GO) test -run='^$$' -fuzz='^FuzzParseAudience$$' -fuzztime=$(FUZZTIME) ./model
+
+# CI runs each target for a fixed count (a duration can flake on Go 1.26,
+# golang/go#75804).
+fuzz-ci:
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZN) ./model/templates
+	$(GO) test -run='^$$' -fuzz='^FuzzOpen$$' -fuzztime=$(FUZZN) ./model
+	$(GO) test -run='^$$' -fuzz='^FuzzParseAudience$$' -fuzztime=$(FUZZN) ./model
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

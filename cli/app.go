@@ -1,0 +1,111 @@
+// Package cli is Cairn's command line. It turns flags into calls to a
+// running node's local API and prints the answers; only `start` and `init`
+// build a node themselves. App returns a fresh app each call, so tests run
+// commands with their own output buffers; only main exits.
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"unicode/utf8"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/inpud/cairn/node"
+)
+
+// DefaultDataDir is where a node keeps its data when --data-dir is not
+// given: $XDG_DATA_HOME/cairn, or ~/.local/share/cairn.
+func DefaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "cairn")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "cairn")
+	}
+	return "cairn-data"
+}
+
+// Global flags.
+var (
+	flagDataDir = &cli.StringFlag{Name: "data-dir", Usage: "the node's data directory", EnvVars: []string{"CAIRN_DATA_DIR"}, Value: DefaultDataDir()}
+	flagJSON    = &cli.BoolFlag{Name: "json", Usage: "print JSON instead of text (an object or array, an id on every record)"}
+)
+
+// App returns Cairn's command-line app.
+func App() *cli.App {
+	app := &cli.App{
+		Name:  "cairn",
+		Usage: "keep your network's community audits, priorities and committee reports, and share what you choose",
+		Description: "Cairn keeps a network's community monitoring data on its own node. Start a node with\n" +
+			"`cairn start`, then record audits against the IDUIT checklists, priorities and\n" +
+			"committee reports with the commands below. Nothing leaves the node unless you share it.",
+		Version:              node.Version,
+		EnableBashCompletion: true,
+		Flags:                []cli.Flag{flagDataDir, flagJSON},
+		Commands: []*cli.Command{
+			initCommand(), startCommand(), statusCommand(),
+			templateCommand(), auditCommand(), priorityCommand(), reportCommand(),
+			recordCommand(), exportCommand(), importCommand(),
+		},
+		ExitErrHandler: func(*cli.Context, error) {}, // main prints and exits
+	}
+	for _, c := range app.Commands {
+		guardText(c)
+	}
+	return app
+}
+
+// guardText makes every command refuse flag values and arguments that are
+// not valid UTF-8 before anything is sent: encoding to JSON would silently
+// replace the bad bytes.
+func guardText(c *cli.Command) {
+	for _, sub := range c.Subcommands {
+		guardText(sub)
+	}
+	if c.Action == nil {
+		return
+	}
+	action := c.Action
+	c.Action = func(ctx *cli.Context) error {
+		for _, name := range ctx.FlagNames() {
+			for _, v := range append([]string{ctx.String(name)}, ctx.StringSlice(name)...) {
+				if !utf8.ValidString(v) {
+					return fmt.Errorf("--%s: is not valid UTF-8 text; Cairn stores text as UTF-8 only", name)
+				}
+			}
+		}
+		for i, a := range ctx.Args().Slice() {
+			if !utf8.ValidString(a) {
+				return fmt.Errorf("argument %d is not valid UTF-8 text; Cairn stores text as UTF-8 only", i+1)
+			}
+		}
+		return action(ctx)
+	}
+}
+
+func dataDir(c *cli.Context) string { return c.String("data-dir") }
+
+func connect(c *cli.Context) (*client, error) { return newClient(dataDir(c)) }
+
+func wantJSON(c *cli.Context) bool { return c.Bool("json") }
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// usageError is bad input on the command line itself.
+func usageError(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// needArgs checks the number of positional arguments.
+func needArgs(c *cli.Context, n int, names string) error {
+	if c.NArg() != n {
+		return usageError("%s needs %s (got %d argument(s)); see: %s --help", c.Command.HelpName, names, c.NArg(), c.Command.HelpName)
+	}
+	return nil
+}

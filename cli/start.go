@@ -1,0 +1,226 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
+	"gopkg.in/yaml.v3"
+
+	"github.com/inpud/cairn/node"
+)
+
+// nodeFlags are the options of `cairn start` and `cairn init`. Each can come
+// from the flag, then its CAIRN_* variable, then config.yaml in the data
+// dir (the key is the flag's name), then the default.
+func nodeFlags() []cli.Flag {
+	def := node.DefaultConfig("")
+	return []cli.Flag{
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "api", Usage: "HOST:PORT for the local API (a loopback address; port 0 picks a free one)", EnvVars: []string{"CAIRN_API"}, Value: def.API}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "network", Usage: "your network's short name (slug), e.g. tanpud; needed when the data dir is new", EnvVars: []string{"CAIRN_NETWORK"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "name", Usage: "your network's full name", EnvVars: []string{"CAIRN_NAME"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "level", Usage: "global, regional, national or local", EnvVars: []string{"CAIRN_LEVEL"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "country", Usage: "two-letter country code (ISO 3166-1), e.g. TZ", EnvVars: []string{"CAIRN_COUNTRY"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "region", Usage: "region name, e.g. eeca or asia", EnvVars: []string{"CAIRN_REGION"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "language", Usage: "language tag of new records: en, fr, es, ru…", EnvVars: []string{"CAIRN_LANGUAGE"}, Value: def.Language}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "max-clock-ahead", Usage: "refuse records dated further ahead of this node's clock", EnvVars: []string{"CAIRN_MAX_CLOCK_AHEAD"}, Value: def.MaxClockAhead}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "store-gc-interval", Usage: "how often an idle node compacts its record store's value log", EnvVars: []string{"CAIRN_STORE_GC_INTERVAL"}, Value: def.Store.GCInterval}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Usage: "text or json", EnvVars: []string{"CAIRN_LOG_FORMAT"}, Value: "text"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"CAIRN_LOG_LEVEL"}, Value: "info"}),
+	}
+}
+
+// checkConfigFile reads config.yaml in the data dir, if there is one, and
+// refuses unknown keys, so a typo never passes silently.
+func checkConfigFile(c *cli.Context, flags []cli.Flag) (path string, err error) {
+	path = filepath.Join(dataDir(c), node.ConfigFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		return "", fmt.Errorf("%s is not valid YAML: %s", path, strings.ReplaceAll(err.Error(), "\n", " "))
+	}
+	known := map[string]bool{}
+	var names []string
+	for _, f := range flags {
+		known[f.Names()[0]] = true
+		names = append(names, f.Names()[0])
+	}
+	sort.Strings(names)
+	for k := range m {
+		if !known[k] {
+			return "", fmt.Errorf("%s: unknown option %q; the options are: %s", path, k, strings.Join(names, ", "))
+		}
+	}
+	return path, nil
+}
+
+// withConfigFile makes a command read config.yaml before its action. Its
+// values apply only where neither the flag nor its CAIRN_* variable is set.
+func withConfigFile(cmd *cli.Command) *cli.Command {
+	cmd.Before = func(c *cli.Context) error {
+		path, err := checkConfigFile(c, cmd.Flags)
+		if err != nil || path == "" {
+			return err
+		}
+		src, err := altsrc.NewYamlSourceFromFile(path)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		if err := altsrc.ApplyInputSourceValues(c, src, cmd.Flags); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return nil
+	}
+	return cmd
+}
+
+// nodeConfig builds the node's config from the command's options.
+func nodeConfig(c *cli.Context) (node.Config, error) {
+	cfg := node.DefaultConfig(dataDir(c))
+	cfg.API = c.String("api")
+	cfg.Language = c.String("language")
+	cfg.MaxClockAhead = c.Duration("max-clock-ahead")
+	cfg.Store.GCInterval = c.Duration("store-gc-interval")
+	cfg.Network = node.Profile{
+		Slug: c.String("network"), Name: c.String("name"), Level: c.String("level"),
+		Country: strings.ToUpper(c.String("country")), Region: c.String("region"),
+	}
+	logger, err := newLogger(c)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Logger = logger
+	if cfg.Store.GCInterval <= 0 {
+		return cfg, fmt.Errorf("store-gc-interval: must be a positive duration, e.g. 10m")
+	}
+	return cfg, cfg.Validate()
+}
+
+func newLogger(c *cli.Context) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return nil, fmt.Errorf("log-level: %q is not a level: use debug, info, warn or error", c.String("log-level"))
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.String("log-format") {
+	case "text":
+		return slog.New(slog.NewTextHandler(c.App.ErrWriter, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(c.App.ErrWriter, opts)), nil
+	}
+	return nil, fmt.Errorf("log-format: %q is not a log format: use text or json", c.String("log-format"))
+}
+
+func initCommand() *cli.Command {
+	return withConfigFile(&cli.Command{
+		Name:      "init",
+		Usage:     "initialise a data dir for a new node without starting it",
+		UsageText: "cairn init --network SLUG --name TEXT --level global|regional|national|local [--country CC] [--region NAME]",
+		Flags:     nodeFlags(),
+		Action: func(c *cli.Context) error {
+			cfg, err := nodeConfig(c)
+			if err != nil {
+				return err
+			}
+			id, err := node.Init(cfg)
+			if err != nil {
+				return err
+			}
+			if wantJSON(c) {
+				return printJSON(c.App.Writer, map[string]string{"id": id.ID.String(), "network": cfg.Network.Slug, "data_dir": cfg.DataDir})
+			}
+			fmt.Fprintf(c.App.Writer, "initialised node %s of network %s in %s\n", id.ID, cfg.Network.Slug, cfg.DataDir)
+			return nil
+		},
+	})
+}
+
+func startCommand() *cli.Command {
+	return withConfigFile(&cli.Command{
+		Name:      "start",
+		Usage:     "run the node in the foreground (initialising the data dir first if it is new)",
+		UsageText: "cairn start [--api HOST:PORT] [--network SLUG --name TEXT --level LEVEL --country CC --region NAME]",
+		Flags:     nodeFlags(),
+		Action: func(c *cli.Context) error {
+			cfg, err := nodeConfig(c)
+			if err != nil {
+				return err
+			}
+			n, err := node.New(cfg)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if err := n.Start(ctx); err != nil {
+				return err
+			}
+			p := n.Profile()
+			if wantJSON(c) {
+				printJSON(c.App.Writer, map[string]string{"id": n.ID(), "network": p.Slug, "api": "http://" + n.APIAddr(), "data_dir": cfg.DataDir, "status": "ready"})
+			} else {
+				fmt.Fprintf(c.App.Writer, "cairn node %s of network %s ready: API http://%s (data dir %s)\n", n.ID(), p.Slug, n.APIAddr(), cfg.DataDir)
+			}
+			cfg.Logger.Info("node ready", "id", n.ID(), "network", p.Slug, "api", n.APIAddr())
+			<-ctx.Done()
+			cfg.Logger.Info("shutting down")
+			start := time.Now()
+			err = n.Close()
+			cfg.Logger.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
+			return err
+		},
+	})
+}
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show the running node: network, identity, API, record counts",
+		Action: func(c *cli.Context) error {
+			cl, err := connect(c)
+			if err != nil {
+				return err
+			}
+			var st node.Status
+			if err := cl.do(c.Context, "GET", "/v1/status", nil, &st); err != nil {
+				return err
+			}
+			if wantJSON(c) {
+				return printJSON(c.App.Writer, st)
+			}
+			w := c.App.Writer
+			fmt.Fprintf(w, "Network:   %s (%s, %s", st.Network.Slug, st.Network.Name, st.Network.Level)
+			if st.Network.Country != "" {
+				fmt.Fprintf(w, ", %s", st.Network.Country)
+			}
+			if st.Network.Region != "" {
+				fmt.Fprintf(w, ", region %s", st.Network.Region)
+			}
+			fmt.Fprintln(w, ")")
+			fmt.Fprintf(w, "Node:      %s\n", st.ID)
+			fmt.Fprintf(w, "API:       %s\n", st.API)
+			fmt.Fprintf(w, "Data dir:  %s\n", st.DataDir)
+			fmt.Fprintf(w, "Version:   %s, up %s\n", st.Version, st.Uptime)
+			fmt.Fprintf(w, "Records:   %d audits, %d priorities, %d committee reports\n", st.Records["audit"], st.Records["priority"], st.Records["committee-report"])
+			fmt.Fprintf(w, "Templates: %d\n", st.Templates)
+			return nil
+		},
+	}
+}

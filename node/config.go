@@ -1,0 +1,199 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/inpud/cairn/model"
+	"github.com/inpud/cairn/node/store"
+)
+
+// Config is everything a node needs to start. DefaultConfig gives the
+// defaults; the CLI fills it from flags, CAIRN_* variables and config.yaml.
+type Config struct {
+	DataDir string
+	// API is the local API's listen address. It must be a loopback address:
+	// the API carries the network's records and is protected by a token only.
+	API string
+	// Network describes this node's network; used when the data dir is
+	// initialised, and checked against the data dir afterwards.
+	Network Profile
+	// Language tags new records, e.g. "en", "fr", "es", "ru".
+	Language string
+	// MaxClockAhead refuses versions dated further ahead of this node's clock.
+	MaxClockAhead time.Duration
+	Store         store.Config
+	Logger        *slog.Logger
+	// Now is the node's clock. Tests inject one.
+	Now func() time.Time
+}
+
+// DefaultAPI is the local API address when none is given.
+const DefaultAPI = "127.0.0.1:7410"
+
+// DefaultConfig returns the defaults for a node keeping its data in dataDir.
+func DefaultConfig(dataDir string) Config {
+	return Config{
+		DataDir:       dataDir,
+		API:           DefaultAPI,
+		Language:      "en",
+		MaxClockAhead: 10 * time.Minute,
+		Store:         store.DefaultConfig(),
+	}
+}
+
+// Levels a network can have in the federation.
+var Levels = []string{"global", "regional", "national", "local"}
+
+// Profile describes a member network.
+type Profile struct {
+	Slug    string `json:"network"`
+	Name    string `json:"name"`
+	Level   string `json:"level"`
+	Country string `json:"country,omitempty"` // ISO 3166-1 alpha-2, e.g. "TZ"
+	Region  string `json:"region,omitempty"`  // e.g. "eeca", "asia"
+}
+
+var countryPattern = regexp.MustCompile(`^[A-Z]{2}$`)
+
+// Validate checks a profile, one clear sentence per problem.
+func (p Profile) Validate() error {
+	if p.Slug == "" {
+		return &model.FieldError{Field: "network", Msg: "is required: a short name for your network, e.g. --network tanpud"}
+	}
+	if !model.ValidSlug(p.Slug) {
+		return &model.FieldError{Field: "network", Msg: fmt.Sprintf("%q is not a network slug: use lower-case letters, digits and '-', e.g. tanpud", p.Slug)}
+	}
+	if strings.TrimSpace(p.Name) == "" {
+		return &model.FieldError{Field: "name", Msg: "is required: your network's name, e.g. --name \"Tanzania Network of People who Use Drugs\""}
+	}
+	if len([]rune(p.Name)) > model.LimitShort {
+		return &model.FieldError{Field: "name", Msg: fmt.Sprintf("is longer than %d characters", model.LimitShort)}
+	}
+	ok := false
+	for _, l := range Levels {
+		ok = ok || p.Level == l
+	}
+	if !ok {
+		return &model.FieldError{Field: "level", Msg: fmt.Sprintf("%q is not a level: use global, regional, national or local", p.Level)}
+	}
+	if p.Country != "" && !countryPattern.MatchString(p.Country) {
+		return &model.FieldError{Field: "country", Msg: fmt.Sprintf("%q is not a country code: use the two capital letters of ISO 3166-1, e.g. TZ", p.Country)}
+	}
+	if p.Region != "" && !model.ValidSlug(p.Region) {
+		return &model.FieldError{Field: "region", Msg: fmt.Sprintf("%q is not a region name: use lower-case letters, digits and '-', e.g. eeca", p.Region)}
+	}
+	return nil
+}
+
+// Validate checks the parts of the config that do not need the data dir.
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return &model.FieldError{Field: "data-dir", Msg: "is required"}
+	}
+	host, _, err := net.SplitHostPort(c.API)
+	if err != nil {
+		return &model.FieldError{Field: "api", Msg: fmt.Sprintf("%q is not HOST:PORT, e.g. 127.0.0.1:7410 (port 0 picks a free port)", c.API)}
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return &model.FieldError{Field: "api", Msg: fmt.Sprintf("%q is not a loopback address: the local API only listens on 127.0.0.1 (or another 127.x address, or ::1) so nothing outside this machine can reach it", host)}
+	}
+	if c.MaxClockAhead <= 0 {
+		return &model.FieldError{Field: "max-clock-ahead", Msg: "must be a positive duration, e.g. 10m"}
+	}
+	if c.Language == "" || len(c.Language) > 16 {
+		return &model.FieldError{Field: "language", Msg: "must be a language tag such as en, fr, es or ru"}
+	}
+	return nil
+}
+
+// Files in the data dir.
+const (
+	profileFile = "network.json"
+	tokenFile   = "api.token"
+	addrFile    = "api.addr"
+	lockFile    = "lock"
+	storeDir    = "store"
+	// ConfigFile is the optional config file the CLI reads from the data dir.
+	ConfigFile = "config.yaml"
+)
+
+// ErrNotInitialised is returned for a data dir with no node in it.
+var ErrNotInitialised = errors.New("data dir is not initialised")
+
+// ErrAlreadyInitialised is returned by Init on a data dir that has a node.
+var ErrAlreadyInitialised = errors.New("data dir is already initialised")
+
+// Initialised reports whether dir holds an initialised node.
+func Initialised(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, profileFile))
+	return err == nil
+}
+
+func readProfile(dir string) (Profile, error) {
+	b, err := os.ReadFile(filepath.Join(dir, profileFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Profile{}, fmt.Errorf("%w: %s has no node yet; create one with: cairn init --data-dir %s --network SLUG --name TEXT --level LEVEL", ErrNotInitialised, dir, dir)
+	}
+	if err != nil {
+		return Profile{}, fmt.Errorf("read network profile: %w", err)
+	}
+	var p Profile
+	if err := json.Unmarshal(b, &p); err != nil {
+		return Profile{}, fmt.Errorf("network profile %s is damaged: %w", filepath.Join(dir, profileFile), err)
+	}
+	return p, nil
+}
+
+// Init initialises dir for a new node of the network in cfg: the node key,
+// the API token, the network profile and an empty record store. It refuses
+// a dir that already holds a node.
+func Init(cfg Config) (Identity, error) {
+	if err := cfg.Validate(); err != nil {
+		return Identity{}, err
+	}
+	if err := cfg.Network.Validate(); err != nil {
+		return Identity{}, err
+	}
+	if Initialised(cfg.DataDir) {
+		p, _ := readProfile(cfg.DataDir)
+		return Identity{}, fmt.Errorf("%w: %s already holds the node of network %s", ErrAlreadyInitialised, cfg.DataDir, p.Slug)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return Identity{}, fmt.Errorf("create data dir: %w", err)
+	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return Identity{}, err
+	}
+	defer unlock()
+	id, err := loadOrCreateIdentity(cfg.DataDir, true)
+	if err != nil {
+		return Identity{}, err
+	}
+	if _, err := loadOrCreateToken(cfg.DataDir); err != nil {
+		return Identity{}, err
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, storeDir), cfg.Store)
+	if err != nil {
+		return Identity{}, err
+	}
+	if err := st.Close(); err != nil {
+		return Identity{}, err
+	}
+	b, _ := json.MarshalIndent(cfg.Network, "", "  ")
+	// The profile is written last: its presence marks the dir initialised.
+	if err := writeFileDurable(filepath.Join(cfg.DataDir, profileFile), append(b, '\n'), 0o600); err != nil {
+		return Identity{}, fmt.Errorf("save network profile: %w", err)
+	}
+	return id, nil
+}

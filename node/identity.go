@@ -1,0 +1,129 @@
+package node
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Identity is the node's Ed25519 key. It is a libp2p key, so the same key
+// is the node's peer ID on the network and signs every record it writes.
+type Identity struct {
+	Priv crypto.PrivKey
+	ID   peer.ID
+}
+
+// identityFile is where the key lives in the data dir, mode 0600.
+const identityFile = "identity.key"
+
+// SigningKey returns the key as a standard-library Ed25519 key.
+func (i Identity) SigningKey() (ed25519.PrivateKey, error) {
+	raw, err := i.Priv.Raw()
+	if err != nil {
+		return nil, fmt.Errorf("read node key: %w", err)
+	}
+	if len(raw) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("node key is not an Ed25519 key (%d bytes)", len(raw))
+	}
+	return ed25519.PrivateKey(raw), nil
+}
+
+// loadOrCreateIdentity reads the node key, creating it when create is set
+// and there is none.
+func loadOrCreateIdentity(dir string, create bool) (Identity, error) {
+	path := filepath.Join(dir, identityFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && create {
+		priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		if err != nil {
+			return Identity{}, fmt.Errorf("create node key: %w", err)
+		}
+		b, err = crypto.MarshalPrivateKey(priv)
+		if err != nil {
+			return Identity{}, fmt.Errorf("encode node key: %w", err)
+		}
+		if err := writeFileDurable(path, b, 0o600); err != nil {
+			return Identity{}, fmt.Errorf("save node key: %w", err)
+		}
+	} else if err != nil {
+		return Identity{}, fmt.Errorf("read node key %s: %w", path, err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return Identity{}, fmt.Errorf("node key %s can be read by other users (mode %v); make it private with: chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	priv, err := crypto.UnmarshalPrivateKey(b)
+	if err != nil {
+		return Identity{}, fmt.Errorf("node key %s is damaged: %w", path, err)
+	}
+	if priv.Type() != crypto.Ed25519 {
+		return Identity{}, fmt.Errorf("node key %s is not an Ed25519 key", path)
+	}
+	id, err := peer.IDFromPrivateKey(priv)
+	if err != nil {
+		return Identity{}, fmt.Errorf("derive peer ID: %w", err)
+	}
+	return Identity{Priv: priv, ID: id}, nil
+}
+
+// AuthorKey returns the public key named by an author peer ID. Ed25519 peer
+// IDs embed the key, so no registry is needed to check a signature.
+func AuthorKey(author string) (ed25519.PublicKey, error) {
+	id, err := peer.Decode(author)
+	if err != nil {
+		return nil, fmt.Errorf("not a peer ID: %w", err)
+	}
+	pub, err := id.ExtractPublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("peer ID carries no public key: %w", err)
+	}
+	if pub.Type() != crypto.Ed25519 {
+		return nil, errors.New("author key is not Ed25519")
+	}
+	raw, err := pub.Raw()
+	if err != nil {
+		return nil, err
+	}
+	return ed25519.PublicKey(raw), nil
+}
+
+// writeFileDurable writes a file through a temporary name, syncs it and
+// renames it into place, then syncs the directory, so a crash leaves either
+// the old file or the whole new one.
+func writeFileDurable(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

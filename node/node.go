@@ -1,0 +1,259 @@
+// Package node is Cairn's composition root: it opens the data dir, the
+// record store and the local API, wires them together and owns their
+// lifecycle. New starts nothing; Start serves; Close stops everything,
+// waits for it and may be called more than once.
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	stdsync "sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/inpud/cairn/model"
+	"github.com/inpud/cairn/model/templates"
+	"github.com/inpud/cairn/node/api"
+	"github.com/inpud/cairn/node/records"
+	"github.com/inpud/cairn/node/store"
+)
+
+// Version is the program version, set at build time.
+var Version = "0.1.0-dev"
+
+// ErrRunning is returned when another node already uses the data dir.
+var ErrRunning = errors.New("a node is already running on this data dir")
+
+// Node is one running member node.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	id      Identity
+	profile Profile
+	store   *store.Store
+	records *records.Service
+	metrics *prometheus.Registry
+	started time.Time
+	unlock  func()
+
+	srv    *http.Server
+	addr   string
+	wg     stdsync.WaitGroup
+	closed stdsync.Once
+	err    error
+}
+
+// New opens the node in cfg.DataDir, initialising the dir first when it is
+// empty and cfg.Network names a network. It starts nothing.
+func New(cfg Config) (n *Node, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if !Initialised(cfg.DataDir) {
+		if cfg.Network.Slug == "" {
+			return nil, fmt.Errorf("%w: %s has no node yet; start one with: cairn start --data-dir %s --network SLUG --name TEXT --level global|regional|national|local", ErrNotInitialised, cfg.DataDir, cfg.DataDir)
+		}
+		if _, err := Init(cfg); err != nil {
+			return nil, err
+		}
+		cfg.Logger.Info("initialised a new node", "data_dir", cfg.DataDir, "network", cfg.Network.Slug)
+	}
+	profile, err := readProfile(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Network.Slug != "" && cfg.Network.Slug != profile.Slug {
+		return nil, fmt.Errorf("data dir %s belongs to network %s, not %s: give the right --data-dir, or leave out --network", cfg.DataDir, profile.Slug, cfg.Network.Slug)
+	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			unlock()
+		}
+	}()
+	id, err := loadOrCreateIdentity(cfg.DataDir, false)
+	if err != nil {
+		return nil, err
+	}
+	key, err := id.SigningKey()
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, storeDir), cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	n = &Node{cfg: cfg, log: cfg.Logger, id: id, profile: profile, store: st, unlock: unlock, metrics: prometheus.NewRegistry()}
+	n.records = records.New(records.Config{
+		Network: profile.Slug, Author: id.ID.String(), Key: key, Language: cfg.Language,
+		Templates: templates.Lookup, KeyOf: AuthorKey, Now: cfg.Now, MaxClockAhead: cfg.MaxClockAhead,
+	}, st)
+	return n, nil
+}
+
+// Start listens on the API address and serves until Close.
+func (n *Node) Start(ctx context.Context) error {
+	token, err := loadOrCreateToken(n.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", n.cfg.API)
+	if err != nil {
+		return fmt.Errorf("listen for the local API on %s: %w (is another program using that port? --api 127.0.0.1:0 picks a free one)", n.cfg.API, err)
+	}
+	n.addr = ln.Addr().String()
+	handler := api.New(api.Config{Token: token, Logger: n.log, Metrics: n.metrics}, n)
+	n.metrics.MustRegister(newStoreCollector(n.store))
+	n.started = n.cfg.Now()
+	n.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) }}
+	if err := writeFileDurable(filepath.Join(n.cfg.DataDir, addrFile), []byte(n.addr+"\n"), 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("record the API address: %w", err)
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("local API stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// APIAddr is the address the local API listens on, once started.
+func (n *Node) APIAddr() string { return n.addr }
+
+// ID is the node's peer ID.
+func (n *Node) ID() string { return n.id.ID.String() }
+
+// Profile is the node's network.
+func (n *Node) Profile() Profile { return n.profile }
+
+// Close stops the API, waits for requests in flight, closes the store and
+// releases the data dir. It is safe to call more than once.
+func (n *Node) Close() error {
+	n.closed.Do(func() {
+		var errs []error
+		if n.srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			errs = append(errs, n.srv.Shutdown(ctx))
+			cancel()
+			n.wg.Wait()
+			os.Remove(filepath.Join(n.cfg.DataDir, addrFile))
+		}
+		errs = append(errs, n.store.Close())
+		n.unlock()
+		n.err = errors.Join(errs...)
+	})
+	return n.err
+}
+
+// Records is the node's record service.
+func (n *Node) Records() *records.Service { return n.records }
+
+// Status is what `cairn status` shows.
+type Status struct {
+	ID        string             `json:"id"` // peer ID
+	Network   Profile            `json:"network"`
+	Version   string             `json:"version"`
+	DataDir   string             `json:"data_dir"`
+	API       string             `json:"api"`
+	Started   time.Time          `json:"started"`
+	Uptime    string             `json:"uptime"`
+	Records   map[model.Kind]int `json:"records"`
+	FeedHead  uint64             `json:"feed_head"`
+	Templates int                `json:"templates"`
+}
+
+// Status reports the node's state.
+func (n *Node) Status() (any, error) {
+	counts, err := n.store.Counts()
+	if err != nil {
+		return nil, err
+	}
+	abs, _ := filepath.Abs(n.cfg.DataDir)
+	return Status{
+		ID: n.ID(), Network: n.profile, Version: Version, DataDir: abs, API: "http://" + n.addr,
+		Started: n.started.UTC(), Uptime: n.cfg.Now().Sub(n.started).Round(time.Second).String(),
+		Records: counts, FeedHead: n.store.Head(), Templates: len(templates.Builtin()),
+	}, nil
+}
+
+// Templates lists the checklist templates this node knows.
+func (n *Node) Templates() []model.Template { return templates.Builtin() }
+
+// Template finds one template by id or versioned reference.
+func (n *Node) Template(ref string) (model.Template, bool) { return templates.Lookup(ref) }
+
+// lockDataDir takes an exclusive lock on the data dir, so two nodes never
+// share one store. The lock file names the holder's process id.
+func lockDataDir(dir string) (func(), error) {
+	path := filepath.Join(dir, lockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock data dir %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(path)
+		f.Close()
+		holder := strings.TrimSpace(string(b))
+		if holder != "" {
+			holder = " (process " + holder + ")"
+		}
+		return nil, fmt.Errorf("%w: %s is in use by another cairn node%s; stop it first, or give another --data-dir", ErrRunning, dir, holder)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return func() {
+		f.Truncate(0)
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// loadOrCreateToken returns the API bearer token, creating it (0600) when missing.
+func loadOrCreateToken(dir string) (string, error) {
+	path := filepath.Join(dir, tokenFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if t := strings.TrimSpace(string(b)); len(t) >= 32 {
+			return t, nil
+		}
+		return "", fmt.Errorf("API token %s is damaged; delete it and start the node again to make a new one", path)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read API token: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	t := hex.EncodeToString(raw)
+	if err := writeFileDurable(path, []byte(t+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save API token: %w", err)
+	}
+	return t, nil
+}
