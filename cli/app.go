@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
@@ -50,13 +51,46 @@ func App() *cli.App {
 			initCommand(), startCommand(), statusCommand(),
 			templateCommand(), auditCommand(), priorityCommand(), reportCommand(),
 			recordCommand(), exportCommand(), importCommand(),
+			inviteCommand(), joinCommand(), membersCommand(), memberCommand(), registryCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints and exits
 	}
 	for _, c := range app.Commands {
 		guardText(c)
+		explainUnknown(c)
+	}
+	app.Action = func(c *cli.Context) error {
+		if c.NArg() > 0 {
+			return fmt.Errorf("%q is not a command; cairn --help lists them", c.Args().First())
+		}
+		return cli.ShowAppHelp(c)
 	}
 	return app
+}
+
+// explainUnknown gives every command group an action that names its
+// subcommands when given one it does not have, instead of urfave's "No
+// help topic".
+func explainUnknown(c *cli.Command) {
+	if len(c.Subcommands) == 0 {
+		return
+	}
+	for _, sub := range c.Subcommands {
+		explainUnknown(sub)
+	}
+	if c.Action != nil {
+		return
+	}
+	var names []string
+	for _, sub := range c.Subcommands {
+		names = append(names, sub.Name)
+	}
+	c.Action = func(ctx *cli.Context) error {
+		if ctx.NArg() > 0 {
+			return fmt.Errorf("%q is not something cairn %s can do: use %s", ctx.Args().First(), c.Name, strings.Join(names, ", "))
+		}
+		return cli.ShowSubcommandHelp(ctx)
+	}
 }
 
 // guardText makes every command refuse flag values and arguments that are

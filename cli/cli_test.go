@@ -22,6 +22,7 @@ func testNode(t *testing.T) string {
 	dir := filepath.Join(t.TempDir(), "data")
 	cfg := node.DefaultConfig(dir)
 	cfg.API = "127.0.0.1:0"
+	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.Network = node.Profile{Slug: "tanpud", Name: "Tanzania Network of People who Use Drugs", Level: "national", Country: "TZ", Region: "africa"}
 	n, err := node.New(cfg)
 	if err != nil {
@@ -388,6 +389,7 @@ func TestNoNodeRunning(t *testing.T) {
 	d2 := filepath.Join(t.TempDir(), "d2")
 	cfg := node.DefaultConfig(d2)
 	cfg.API = "127.0.0.1:0"
+	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.Network = node.Profile{Slug: "x", Name: "X", Level: "local"}
 	n, err := node.New(cfg)
 	if err != nil {
@@ -426,7 +428,7 @@ func TestStartInitAndConfig(t *testing.T) {
 	fails(t, dir, `unknown option "api-port"`, "start")
 	os.WriteFile(filepath.Join(dir, "config.yaml"), []byte("api: 127.0.0.1:0\nlog-format: yaml\n"), 0o600)
 	fails(t, dir, `log-format: "yaml" is not a log format`, "start")
-	os.WriteFile(filepath.Join(dir, "config.yaml"), []byte("api: 127.0.0.1:0\nlog-format: json\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "config.yaml"), []byte("api: 127.0.0.1:0\nlog-format: json\nlisten: [/ip4/127.0.0.1/tcp/0]\n"), 0o600)
 	fails(t, dir, "belongs to network tanpud, not inpud", "start", "--network", "inpud")
 
 	// start runs until its context ends, printing one ready line.

@@ -68,4 +68,9 @@ func TestConfigPrecedence(t *testing.T) {
 	if got.API != "127.0.0.1:7003" || got.Language != "es" {
 		t.Fatalf("flags must beat the environment: %+v", got)
 	}
+	// A repeated flag replaces the default list, it does not add to it.
+	got = configFrom(t, dir, "--listen", "/ip4/127.0.0.1/tcp/7500", "--listen", "/ip4/127.0.0.1/udp/7500/quic-v1")
+	if !reflect.DeepEqual(got.Listen, []string{"/ip4/127.0.0.1/tcp/7500", "/ip4/127.0.0.1/udp/7500/quic-v1"}) {
+		t.Fatalf("--listen twice gave %v", got.Listen)
+	}
 }

@@ -248,6 +248,7 @@ func templateCommand() *cli.Command {
 					return tw.Flush()
 				},
 			},
+			templatePublishCommand(),
 			{
 				Name:      "show",
 				Usage:     "show a template's sections and items, with the item ids answers use",

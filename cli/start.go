@@ -27,6 +27,7 @@ func nodeFlags() []cli.Flag {
 	def := node.DefaultConfig("")
 	return []cli.Flag{
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "api", Usage: "HOST:PORT for the local API (a loopback address; port 0 picks a free one)", EnvVars: []string{"CAIRN_API"}, Value: def.API}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "listen", Usage: "multiaddr to listen on for other member nodes (repeat for several)", EnvVars: []string{"CAIRN_LISTEN"}, Value: cli.NewStringSlice(def.Listen...)}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "network", Usage: "your network's short name (slug), e.g. tanpud; needed when the data dir is new", EnvVars: []string{"CAIRN_NETWORK"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "name", Usage: "your network's full name", EnvVars: []string{"CAIRN_NAME"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "level", Usage: "global, regional, national or local", EnvVars: []string{"CAIRN_LEVEL"}}),
@@ -35,6 +36,7 @@ func nodeFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "language", Usage: "language tag of new records: en, fr, es, ru…", EnvVars: []string{"CAIRN_LANGUAGE"}, Value: def.Language}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "max-clock-ahead", Usage: "refuse records dated further ahead of this node's clock", EnvVars: []string{"CAIRN_MAX_CLOCK_AHEAD"}, Value: def.MaxClockAhead}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "store-gc-interval", Usage: "how often an idle node compacts its record store's value log", EnvVars: []string{"CAIRN_STORE_GC_INTERVAL"}, Value: def.Store.GCInterval}),
+		&cli.BoolFlag{Name: "bootstrap", Usage: "create a new federation with this network as its first steward"},
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Usage: "text or json", EnvVars: []string{"CAIRN_LOG_FORMAT"}, Value: "text"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"CAIRN_LOG_LEVEL"}, Value: "info"}),
 	}
@@ -58,6 +60,9 @@ func checkConfigFile(c *cli.Context, flags []cli.Flag) (path string, err error) 
 	known := map[string]bool{}
 	var names []string
 	for _, f := range flags {
+		if _, fromFile := f.(altsrc.FlagInputSourceExtension); !fromFile {
+			continue // e.g. --bootstrap: an action, not a setting
+		}
 		known[f.Names()[0]] = true
 		names = append(names, f.Names()[0])
 	}
@@ -97,6 +102,8 @@ func nodeConfig(c *cli.Context) (node.Config, error) {
 	cfg.Language = c.String("language")
 	cfg.MaxClockAhead = c.Duration("max-clock-ahead")
 	cfg.Store.GCInterval = c.Duration("store-gc-interval")
+	cfg.Listen = c.StringSlice("listen")
+	cfg.Bootstrap = c.Bool("bootstrap")
 	cfg.Network = node.Profile{
 		Slug: c.String("network"), Name: c.String("name"), Level: c.String("level"),
 		Country: strings.ToUpper(c.String("country")), Region: c.String("region"),
@@ -131,7 +138,7 @@ func initCommand() *cli.Command {
 	return withConfigFile(&cli.Command{
 		Name:      "init",
 		Usage:     "initialise a data dir for a new node without starting it",
-		UsageText: "cairn init --network SLUG --name TEXT --level global|regional|national|local [--country CC] [--region NAME]",
+		UsageText: "cairn init --network SLUG --name TEXT --level global|regional|national|local [--country CC] [--region NAME] [--bootstrap]",
 		Flags:     nodeFlags(),
 		Action: func(c *cli.Context) error {
 			cfg, err := nodeConfig(c)
@@ -141,6 +148,11 @@ func initCommand() *cli.Command {
 			id, err := node.Init(cfg)
 			if err != nil {
 				return err
+			}
+			if cfg.Bootstrap {
+				if err := bootstrapOffline(c, cfg); err != nil {
+					return err
+				}
 			}
 			if wantJSON(c) {
 				return printJSON(c.App.Writer, map[string]string{"id": id.ID.String(), "network": cfg.Network.Slug, "data_dir": cfg.DataDir})
@@ -155,7 +167,7 @@ func startCommand() *cli.Command {
 	return withConfigFile(&cli.Command{
 		Name:      "start",
 		Usage:     "run the node in the foreground (initialising the data dir first if it is new)",
-		UsageText: "cairn start [--api HOST:PORT] [--network SLUG --name TEXT --level LEVEL --country CC --region NAME]",
+		UsageText: "cairn start [--api HOST:PORT] [--listen MULTIADDR]... [--bootstrap] [--network SLUG --name TEXT --level LEVEL --country CC --region NAME]",
 		Flags:     nodeFlags(),
 		Action: func(c *cli.Context) error {
 			cfg, err := nodeConfig(c)
@@ -223,4 +235,16 @@ func statusCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// bootstrapOffline creates the federation on a node that is not started:
+// it opens the node, commits the genesis and closes it again.
+func bootstrapOffline(c *cli.Context, cfg node.Config) error {
+	n, err := node.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	_, err = n.Bootstrap(c.Context)
+	return err
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/inpud/cairn/model"
+	"github.com/inpud/cairn/node/federation"
+	"github.com/inpud/cairn/node/p2p"
 	"github.com/inpud/cairn/node/store"
 )
 
@@ -32,13 +34,31 @@ type Config struct {
 	// MaxClockAhead refuses versions dated further ahead of this node's clock.
 	MaxClockAhead time.Duration
 	Store         store.Config
-	Logger        *slog.Logger
+	// Listen holds the libp2p multiaddrs the node listens on for other
+	// member nodes (TCP and QUIC). A fixed port keeps the addresses the
+	// registry publishes valid across restarts.
+	Listen []string
+	// P2P holds the libp2p limits.
+	P2P p2p.Config
+	// Registry tunes the Raft replica of the federation registry.
+	Registry federation.Config
+	// Bootstrap creates a new federation with this node's network as its
+	// first steward, if the node belongs to none yet.
+	Bootstrap bool
+	Logger    *slog.Logger
 	// Now is the node's clock. Tests inject one.
 	Now func() time.Time
 }
 
 // DefaultAPI is the local API address when none is given.
 const DefaultAPI = "127.0.0.1:7410"
+
+// DefaultListen is where a node listens for other member nodes: TCP and
+// QUIC on port 7411 of every interface. The connection gater admits only
+// registered member nodes (and a few joiners, on the join protocol only).
+func DefaultListen() []string {
+	return []string{"/ip4/0.0.0.0/tcp/7411", "/ip4/0.0.0.0/udp/7411/quic-v1"}
+}
 
 // DefaultConfig returns the defaults for a node keeping its data in dataDir.
 func DefaultConfig(dataDir string) Config {
@@ -48,6 +68,9 @@ func DefaultConfig(dataDir string) Config {
 		Language:      "en",
 		MaxClockAhead: 10 * time.Minute,
 		Store:         store.DefaultConfig(),
+		Listen:        DefaultListen(),
+		P2P:           p2p.DefaultConfig(),
+		Registry:      federation.DefaultConfig(""),
 	}
 }
 
@@ -110,6 +133,11 @@ func (c Config) Validate() error {
 	if c.MaxClockAhead <= 0 {
 		return &model.FieldError{Field: "max-clock-ahead", Msg: "must be a positive duration, e.g. 10m"}
 	}
+	p := c.P2P
+	p.Listen = c.Listen
+	if err := p.Validate(); err != nil {
+		return &model.FieldError{Field: "listen", Msg: err.Error()}
+	}
 	if c.Language == "" || len(c.Language) > 16 {
 		return &model.FieldError{Field: "language", Msg: "must be a language tag such as en, fr, es or ru"}
 	}
@@ -123,6 +151,7 @@ const (
 	addrFile    = "api.addr"
 	lockFile    = "lock"
 	storeDir    = "store"
+	registryDir = "registry"
 	// ConfigFile is the optional config file the CLI reads from the data dir.
 	ConfigFile = "config.yaml"
 )

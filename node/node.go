@@ -6,6 +6,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -17,18 +18,24 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	stdsync "sync"
 	"syscall"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/inpud/cairn/model"
 	"github.com/inpud/cairn/model/templates"
 	"github.com/inpud/cairn/node/api"
+	"github.com/inpud/cairn/node/federation"
+	"github.com/inpud/cairn/node/p2p"
 	"github.com/inpud/cairn/node/records"
+	"github.com/inpud/cairn/node/registry"
 	"github.com/inpud/cairn/node/store"
 )
 
@@ -46,6 +53,9 @@ type Node struct {
 	profile Profile
 	store   *store.Store
 	records *records.Service
+	host    host.Host
+	gater   *p2p.Gater
+	fed     *federation.Registry
 	metrics *prometheus.Registry
 	started time.Time
 	unlock  func()
@@ -107,11 +117,43 @@ func New(cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n = &Node{cfg: cfg, log: cfg.Logger, id: id, profile: profile, store: st, unlock: unlock, metrics: prometheus.NewRegistry()}
+	if err := n.openNetwork(key); err != nil {
+		st.Close()
+		return nil, err
+	}
 	n.records = records.New(records.Config{
 		Network: profile.Slug, Author: id.ID.String(), Key: key, Language: cfg.Language,
-		Templates: templates.Lookup, KeyOf: AuthorKey, Now: cfg.Now, MaxClockAhead: cfg.MaxClockAhead,
+		Templates: n.Template, KeyOf: AuthorKey, Now: cfg.Now, MaxClockAhead: cfg.MaxClockAhead,
 	}, st)
 	return n, nil
+}
+
+// joinGuests is how many nodes not yet in the federation may hold a
+// connection at once, to speak the join protocol and nothing else.
+const joinGuests = 4
+
+// openNetwork starts the libp2p host and the registry replica. The gater
+// admits only nodes the registry lists.
+func (n *Node) openNetwork(key ed25519.PrivateKey) error {
+	n.gater = p2p.NewGater(func(peer.ID) bool { return false })
+	n.gater.AdmitGuests(joinGuests)
+	pc := n.cfg.P2P
+	pc.Listen = n.cfg.Listen
+	h, err := p2p.New(n.id.Priv, pc, n.gater)
+	if err != nil {
+		return fmt.Errorf("start the network host on %s: %w (is another node using that port? --listen sets another)", strings.Join(n.cfg.Listen, ", "), err)
+	}
+	rc := n.cfg.Registry
+	rc.Dir = filepath.Join(n.cfg.DataDir, registryDir)
+	rc.Logger = n.log
+	fed, err := federation.Open(rc, h, n.gater, key)
+	if err != nil {
+		h.Close()
+		return err
+	}
+	n.host, n.fed = h, fed
+	n.gater.SetAllow(fed.Allowed)
+	return nil
 }
 
 // Start listens on the API address and serves until Close.
@@ -140,7 +182,83 @@ func (n *Node) Start(ctx context.Context) error {
 			n.log.Error("local API stopped", "err", err)
 		}
 	}()
+	if n.cfg.Bootstrap && n.fed.Empty() {
+		if _, err := n.Bootstrap(ctx); err != nil {
+			return err
+		}
+	}
+	if err := n.publishAddrs(ctx); err != nil {
+		n.log.Warn("could not publish this node's addresses in the registry", "err", err)
+	}
 	return nil
+}
+
+// Bootstrap creates a new federation with this node's network as its first
+// steward, publishing the IDUIT templates.
+func (n *Node) Bootstrap(ctx context.Context) (registry.Result, error) {
+	p := n.profile
+	res, err := n.fed.Bootstrap(ctx, registry.GenesisArgs{
+		Network:   registry.Profile{Slug: p.Slug, Name: p.Name, Level: p.Level, Country: p.Country, Region: p.Region},
+		Templates: templates.Builtin(),
+	})
+	if err != nil {
+		return res, fmt.Errorf("create the federation: %w", err)
+	}
+	n.log.Info("created a new federation", "network", p.Slug, "genesis", n.fed.State().Genesis)
+	return res, n.publishAddrs(ctx)
+}
+
+// publishAddrs records this node's listen addresses in the registry when
+// it is a member and they changed, so other members can reach it.
+func (n *Node) publishAddrs(ctx context.Context) error {
+	st := n.fed.State()
+	key, _, ok := st.Member(n.ID())
+	if !ok {
+		return nil
+	}
+	var addrs []string
+	for _, a := range n.host.Addrs() {
+		if len(addrs) < registry.MaxAddrs {
+			addrs = append(addrs, a.String())
+		}
+	}
+	if slices.Equal(addrs, key.Addrs) {
+		return nil
+	}
+	_, err := n.fed.Propose(ctx, registry.SetAddrs, registry.SetAddrsArgs{Addrs: addrs})
+	return err
+}
+
+// Join makes this node's network a member of the federation an invite
+// code names. The invite must be for this node's network.
+func (n *Node) Join(ctx context.Context, code string) (registry.Result, error) {
+	c, err := federation.ParseInviteCode(code)
+	if err != nil {
+		return registry.Result{}, err
+	}
+	if c.Network != n.profile.Slug {
+		return registry.Result{}, fmt.Errorf("%w: this invite is for network %s, but this node belongs to %s", registry.ErrConflict, c.Network, n.profile.Slug)
+	}
+	if time.Now().UnixMilli() >= c.Expires {
+		return registry.Result{}, fmt.Errorf("%w: this invite expired at %s; ask a steward for a new one", registry.ErrExpired, time.UnixMilli(c.Expires).UTC().Format(time.RFC3339))
+	}
+	res, err := n.fed.Join(ctx, c)
+	if err != nil {
+		return res, err
+	}
+	return res, n.publishAddrs(ctx)
+}
+
+// Federation is the node's registry replica.
+func (n *Node) Federation() *federation.Registry { return n.fed }
+
+// Addrs are the addresses other member nodes can reach this node on.
+func (n *Node) Addrs() []string {
+	var out []string
+	for _, a := range n.host.Addrs() {
+		out = append(out, a.String()+"/p2p/"+n.ID())
+	}
+	return out
 }
 
 // APIAddr is the address the local API listens on, once started.
@@ -164,7 +282,7 @@ func (n *Node) Close() error {
 			n.wg.Wait()
 			os.Remove(filepath.Join(n.cfg.DataDir, addrFile))
 		}
-		errs = append(errs, n.store.Close())
+		errs = append(errs, n.fed.Close(), n.host.Close(), n.store.Close())
 		n.unlock()
 		n.err = errors.Join(errs...)
 	})
@@ -186,6 +304,7 @@ type Status struct {
 	Records   map[model.Kind]int `json:"records"`
 	FeedHead  uint64             `json:"feed_head"`
 	Templates int                `json:"templates"`
+	Addrs     []string           `json:"addrs"` // where other member nodes reach this node
 }
 
 // Status reports the node's state.
@@ -198,15 +317,39 @@ func (n *Node) Status() (any, error) {
 	return Status{
 		ID: n.ID(), Network: n.profile, Version: Version, DataDir: abs, API: "http://" + n.addr,
 		Started: n.started.UTC(), Uptime: n.cfg.Now().Sub(n.started).Round(time.Second).String(),
-		Records: counts, FeedHead: n.store.Head(), Templates: len(templates.Builtin()),
+		Records: counts, FeedHead: n.store.Head(), Templates: len(n.Templates()), Addrs: n.Addrs(),
 	}, nil
 }
 
-// Templates lists the checklist templates this node knows.
-func (n *Node) Templates() []model.Template { return templates.Builtin() }
+// Templates lists the checklist templates this node knows: those the
+// federation registry holds (latest version of each), or the built-in
+// IDUIT set when the node belongs to no federation.
+func (n *Node) Templates() []model.Template {
+	var ts []model.Template
+	n.fed.View(func(s *registry.State) { ts = s.TemplateList() })
+	if len(ts) == 0 {
+		return templates.Builtin()
+	}
+	return ts
+}
 
-// Template finds one template by id or versioned reference.
-func (n *Node) Template(ref string) (model.Template, bool) { return templates.Lookup(ref) }
+// Template finds one template by id (latest version) or versioned
+// reference "id@version", in the registry first, then the built-in set.
+func (n *Node) Template(ref string) (model.Template, bool) {
+	var t model.Template
+	var ok bool
+	n.fed.View(func(s *registry.State) {
+		if id, v, versioned := strings.Cut(ref, "@"); versioned {
+			t, ok = s.TemplateVersion(id, v)
+		} else {
+			t, ok = s.Template(ref)
+		}
+	})
+	if ok {
+		return t, true
+	}
+	return templates.Lookup(ref)
+}
 
 // lockDataDir takes an exclusive lock on the data dir, so two nodes never
 // share one store. The lock file names the holder's process id.

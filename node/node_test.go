@@ -17,6 +17,7 @@ import (
 func testConfig(t *testing.T) Config {
 	cfg := DefaultConfig(filepath.Join(t.TempDir(), "data"))
 	cfg.API = "127.0.0.1:0"
+	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.Network = Profile{Slug: "enpud", Name: "Eurasian Network of People who Use Drugs", Level: "regional", Region: "eeca"}
 	return cfg
 }

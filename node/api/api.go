@@ -105,6 +105,7 @@ func New(cfg Config, n Node) http.Handler {
 	v1("POST /v1/reports", s.addReport)
 	v1("GET /v1/export", s.export)
 	v1("POST /v1/import", s.importRecords)
+	s.routesFederation(v1)
 	return mux
 }
 

@@ -15,6 +15,7 @@ import (
 func TestRequestBodiesAreChecked(t *testing.T) {
 	cfg := node.DefaultConfig(filepath.Join(t.TempDir(), "data"))
 	cfg.API = "127.0.0.1:0"
+	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.Network = node.Profile{Slug: "anpud", Name: "Asian Network of People who Use Drugs", Level: "regional"}
 	n, err := node.New(cfg)
 	if err != nil {

@@ -237,3 +237,87 @@ func TestJoinRefusesForeignFederation(t *testing.T) {
 }
 
 func bufioReader(s network.Stream) *bufio.Reader { return bufio.NewReader(s) }
+
+// TestRecoverAfterQuorumLoss: three steward voters; two are lost for good.
+// The survivor cannot commit; after Recover with itself as the only voter
+// it leads again and the registry it held is intact.
+func TestRecoverAfterQuorumLoss(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := newMember(t), newMember(t), newMember(t)
+	if _, err := a.reg.Bootstrap(ctx, registry.GenesisArgs{Network: registry.Profile{Slug: "inpud", Name: "INPUD", Level: "global"}}); err != nil {
+		t.Fatal(err)
+	}
+	a.publish(t)
+	for i, m := range []*member{b, c} {
+		slug := []string{"anpud", "enpud"}[i]
+		code, err := a.reg.Invite(ctx, registry.Profile{Slug: slug, Name: slug, Level: "regional"}, registry.RoleSteward, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.reg.Join(ctx, code); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "three voters", func() bool {
+		st, err := a.reg.Status()
+		return err == nil && len(st.Voters) == 3
+	})
+	genesis := a.reg.State().Genesis
+	// Two stewards' nodes are gone for good.
+	for _, m := range []*member{b, c} {
+		m.reg.Close()
+		m.h.Close()
+	}
+	short, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := a.reg.Propose(short, registry.UpdateNetwork, registry.UpdateNetworkArgs{Network: registry.Profile{Slug: "inpud", Name: "INPUD (after)", Level: "global"}}); err == nil {
+		t.Fatal("a registry change committed without a quorum")
+	}
+	dir := a.reg.cfg.Dir
+	self := a.h.ID()
+	if err := a.reg.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Recover(FastConfig(dir), self, []string{"not-a-peer"}); err == nil || !strings.Contains(err.Error(), "is not a peer ID") {
+		t.Fatalf("recover with a bad voter: %v", err)
+	}
+	st, err := Recover(FastConfig(dir), self, []string{self.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Genesis != genesis || len(st.NetworkList()) != 3 {
+		t.Fatalf("recovered state: genesis %s, %d networks", st.Genesis, len(st.NetworkList()))
+	}
+	// Reopen on the same host: it is the only voter and leads.
+	priv := a.h.Peerstore().PrivKey(self)
+	raw, _ := priv.Raw()
+	reg, err := Open(FastConfig(dir), a.h, a.g, ed25519.PrivateKey(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	waitFor(t, "the survivor to lead", func() bool { return reg.isLeader() })
+	if _, err := reg.Propose(ctx, registry.UpdateNetwork, registry.UpdateNetworkArgs{Network: registry.Profile{Slug: "inpud", Name: "INPUD (recovered)", Level: "global"}}); err != nil {
+		t.Fatalf("change after recovery: %v", err)
+	}
+	if n, _ := reg.State().Network("inpud"); n.Name != "INPUD (recovered)" || reg.State().Genesis != genesis {
+		t.Fatalf("after recovery: %+v", n)
+	}
+	// The registry still lists the lost stewards; following it must not
+	// make their unreachable nodes voters again and lose the quorum.
+	time.Sleep(2 * time.Second) // two rounds of the follower's reconcile
+	st2, err := reg.Status()
+	if err != nil || len(st2.Voters) != 1 {
+		t.Fatalf("voters after recovery and reconcile: %+v, %v", st2.Voters, err)
+	}
+	// The operator then retires the lost stewards' networks (OPERATIONS.md).
+	for _, slug := range []string{"anpud", "enpud"} {
+		if _, err := reg.Propose(ctx, registry.Retire, registry.NetworkArgs{Network: slug}); err != nil {
+			t.Fatalf("retire %s after recovery: %v", slug, err)
+		}
+	}
+	waitFor(t, "the retired stewards' nodes to leave raft", func() bool {
+		st, err := reg.Status()
+		return err == nil && len(st.Voters) == 1 && len(st.NonVoters) == 0
+	})
+}

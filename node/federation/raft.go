@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	ma "github.com/multiformats/go-multiaddr"
@@ -393,8 +394,13 @@ func (r *Registry) reconcile(st *registry.State) error {
 		cur, ok := have[id]
 		addr := raft.ServerAddress(id)
 		switch {
-		case suf == raft.Voter && (!ok || cur != raft.Voter):
+		case suf == raft.Voter && (!ok || cur != raft.Voter) && r.reachable(id):
 			errs = append(errs, r.raft.AddVoter(id, addr, 0, timeout).Error())
+		case suf == raft.Voter && !ok:
+			// Not reachable yet: a non-voter first, so an absent steward's
+			// node never counts toward the quorum (after a recovery, the
+			// registry still lists stewards whose nodes are gone).
+			errs = append(errs, r.raft.AddNonvoter(id, addr, 0, timeout).Error())
 		case suf == raft.Nonvoter && !ok:
 			errs = append(errs, r.raft.AddNonvoter(id, addr, 0, timeout).Error())
 		case suf == raft.Nonvoter && cur == raft.Voter:
@@ -407,6 +413,15 @@ func (r *Registry) reconcile(st *registry.State) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// reachable reports whether this node holds a live connection to id.
+func (r *Registry) reachable(id raft.ServerID) bool {
+	if id == raftnet.ServerID(r.self) {
+		return true
+	}
+	p, err := peer.Decode(string(id))
+	return err == nil && r.host.Network().Connectedness(p) == network.Connected
 }
 
 // RaftStatus describes this replica.
