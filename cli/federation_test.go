@@ -179,3 +179,102 @@ sections:
 	ok(t, inpud, "member", "demote", "tanpud")
 	fails(t, inpud, "in use by another cairn node", "registry", "recover", "--voters", st.ID)
 }
+
+func TestBootstrapAndInviteRefusals(t *testing.T) {
+	// init --bootstrap creates the federation without starting the node;
+	// start --bootstrap on it afterwards is refused, and nothing changes.
+	dir := filepath.Join(t.TempDir(), "ehrn")
+	ok(t, dir, "init", "--network", "ehrn", "--name", "EHRN", "--level", "regional", "--bootstrap", "--listen", "/ip4/127.0.0.1/tcp/0")
+	fails(t, dir, "already belongs to the federation with genesis", "start", "--bootstrap", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0")
+	fails(t, dir, "no node is running", "status")
+
+	steward := federationNode(t, "inpud", "global", true)
+	joiner := federationNode(t, "vnpud", "national", false)
+	// An expired invite.
+	short := strings.TrimSpace(ok(t, steward, "invite", "--network", "vnpud", "--name", "VNPUD", "--level", "national", "--expires", "1s"))
+	time.Sleep(1500 * time.Millisecond)
+	fails(t, joiner, "expired", "join", short)
+	code := strings.TrimSpace(ok(t, steward, "invite", "--network", "vnpud", "--name", "VNPUD", "--level", "national"))
+	// A forged invite: the right id with another secret.
+	c, err := federation.ParseInviteCode(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := c
+	forged.Secret = strings.Repeat("0", len(c.Secret))
+	fails(t, joiner, "the secret does not match invite", "join", forged.String())
+	if ms := jsonOf[[]api.MemberView](t, ok(t, steward, "members", "--json")); len(ms) != 1 {
+		t.Fatalf("refused joins changed the registry: %d members", len(ms))
+	}
+	// The genuine code still works once.
+	ok(t, joiner, "join", code)
+	if ms := jsonOf[[]api.MemberView](t, ok(t, steward, "members", "--json")); len(ms) != 2 {
+		t.Fatalf("after the genuine join: %d members", len(ms))
+	}
+}
+
+// TestThreeStewardsFourMembers forms a federation only through the CLI
+// (invite, join) and checks every node's registry status agrees.
+func TestThreeStewardsFourMembers(t *testing.T) {
+	type net struct{ slug, level, role string }
+	nets := []net{
+		{"anpud", "regional", "steward"}, {"enpud", "regional", "steward"},
+		{"tanpud", "national", "member"}, {"vnpud", "national", "member"}, {"caso", "national", "member"}, {"usu", "national", "member"},
+	}
+	dirs := map[string]string{"inpud": federationNode(t, "inpud", "global", true)}
+	order := []string{"inpud"}
+	for i, n := range nets {
+		dirs[n.slug] = federationNode(t, n.slug, n.level, false)
+		// Invites come from different stewards, so most go through the leader.
+		inviter := dirs["inpud"]
+		if i >= 2 {
+			inviter = dirs[nets[i%2].slug]
+		}
+		code := strings.TrimSpace(ok(t, inviter, "invite", "--network", n.slug, "--name", strings.ToUpper(n.slug), "--level", n.level, "--role", n.role))
+		ok(t, dirs[n.slug], "join", code)
+		order = append(order, n.slug)
+	}
+	var want federation.RaftStatus
+	eventually(t, "all seven nodes to agree on the registry", func() bool {
+		var first *federation.RaftStatus
+		for _, slug := range order {
+			out, _, err := cairn(t, dirs[slug], "registry", "status", "--json")
+			if err != nil {
+				return false
+			}
+			st := jsonOf[federation.RaftStatus](t, out)
+			if len(st.Voters) != 3 || len(st.NonVoters) != 4 {
+				return false
+			}
+			if first == nil {
+				first = &st
+				continue
+			}
+			if st.CommitIndex != first.CommitIndex || st.Genesis != first.Genesis || strings.Join(st.Voters, ",") != strings.Join(first.Voters, ",") || strings.Join(st.NonVoters, ",") != strings.Join(first.NonVoters, ",") {
+				return false
+			}
+		}
+		want = *first
+		return true
+	})
+	for _, slug := range order {
+		ms := jsonOf[[]api.MemberView](t, ok(t, dirs[slug], "members", "--json"))
+		var ids []string
+		stewards := 0
+		for _, m := range ms {
+			ids = append(ids, m.ID)
+			if m.Role == "steward" {
+				stewards++
+			}
+		}
+		if strings.Join(ids, ",") != "anpud,caso,enpud,inpud,tanpud,usu,vnpud" || stewards != 3 {
+			t.Errorf("%s sees members %v with %d stewards", slug, ids, stewards)
+		}
+		st := jsonOf[federation.RaftStatus](t, ok(t, dirs[slug], "registry", "status", "--json"))
+		wantRole := map[bool]string{true: "voter", false: "non-voter"}[slug == "inpud" || slug == "anpud" || slug == "enpud"]
+		if st.Role != wantRole && !(st.Role == "leader" && wantRole == "voter") {
+			t.Errorf("%s is %s, want %s", slug, st.Role, wantRole)
+		}
+	}
+	t.Logf("seven nodes agree: commit index %d, genesis %s", want.CommitIndex, want.Genesis[:12])
+}

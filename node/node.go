@@ -182,7 +182,7 @@ func (n *Node) Start(ctx context.Context) error {
 			n.log.Error("local API stopped", "err", err)
 		}
 	}()
-	if n.cfg.Bootstrap && n.fed.Empty() {
+	if n.cfg.Bootstrap {
 		if _, err := n.Bootstrap(ctx); err != nil {
 			return err
 		}
@@ -196,6 +196,9 @@ func (n *Node) Start(ctx context.Context) error {
 // Bootstrap creates a new federation with this node's network as its first
 // steward, publishing the IDUIT templates.
 func (n *Node) Bootstrap(ctx context.Context) (registry.Result, error) {
+	if !n.fed.Empty() {
+		return registry.Result{}, fmt.Errorf("%w: this node already belongs to the federation with genesis %s; --bootstrap creates a new federation only on a node that belongs to none (leave it out to start this node as it is)", federation.ErrAlreadyExists, n.fed.State().Genesis)
+	}
 	p := n.profile
 	res, err := n.fed.Bootstrap(ctx, registry.GenesisArgs{
 		Network:   registry.Profile{Slug: p.Slug, Name: p.Name, Level: p.Level, Country: p.Country, Region: p.Region},

@@ -180,6 +180,21 @@ func TestFederationBootstrapInviteJoin(t *testing.T) {
 	if _, _, ok := inpud.reg.State().Member(tanpudID.String()); ok {
 		t.Fatal("a suspended network's node is still a member")
 	}
+	// It is refused afterwards: a new connection is not kept, and it can
+	// propose nothing.
+	tanpud.h.Connect(ctx, peer.AddrInfo{ID: inpud.h.ID(), Addrs: inpud.h.Addrs()})
+	time.Sleep(200 * time.Millisecond)
+	if s, err := tanpud.h.NewStream(ctx, inpud.h.ID(), ProposeProtocol); err == nil {
+		sc, _ := registry.Sign(tanpud.reg.key, tanpudID.String(), registry.Reinstate, registry.NetworkArgs{Network: "tanpud"})
+		writeFrame(s, registry.EncodeSigned(sc))
+		s.CloseWrite()
+		if _, err := readAnswer(bufioReader(s)); err == nil {
+			t.Fatal("a suspended member's proposal was answered")
+		}
+	}
+	if _, err := tanpud.reg.Propose(ctx, registry.Promote, registry.NetworkArgs{Network: "tanpud"}); err == nil {
+		t.Fatal("a suspended member's proposal was accepted")
+	}
 	waitFor(t, "tanpud removed from raft", func() bool {
 		st, err := inpud.reg.Status()
 		return err == nil && len(st.NonVoters) == 0
@@ -270,8 +285,12 @@ func TestRecoverAfterQuorumLoss(t *testing.T) {
 	}
 	short, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	if _, err := a.reg.Propose(short, registry.UpdateNetwork, registry.UpdateNetworkArgs{Network: registry.Profile{Slug: "inpud", Name: "INPUD (after)", Level: "global"}}); err == nil {
+	_, err := a.reg.Propose(short, registry.UpdateNetwork, registry.UpdateNetworkArgs{Network: registry.Profile{Slug: "inpud", Name: "INPUD (after)", Level: "global"}})
+	if err == nil {
 		t.Fatal("a registry change committed without a quorum")
+	}
+	if !errors.Is(err, ErrNoLeader) || !strings.Contains(err.Error(), "tried the stewards' nodes") || !strings.Contains(err.Error(), "(anpud)") || !strings.Contains(err.Error(), "the registry is unchanged") {
+		t.Fatalf("no-quorum error should say so and name the stewards tried: %v", err)
 	}
 	dir := a.reg.cfg.Dir
 	self := a.h.ID()
@@ -281,7 +300,8 @@ func TestRecoverAfterQuorumLoss(t *testing.T) {
 	if _, err := Recover(FastConfig(dir), self, []string{"not-a-peer"}); err == nil || !strings.Contains(err.Error(), "is not a peer ID") {
 		t.Fatalf("recover with a bad voter: %v", err)
 	}
-	st, err := Recover(FastConfig(dir), self, []string{self.String()})
+	var st *registry.State
+	st, err = Recover(FastConfig(dir), self, []string{self.String()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,4 +340,28 @@ func TestRecoverAfterQuorumLoss(t *testing.T) {
 		st, err := reg.Status()
 		return err == nil && len(st.Voters) == 1 && len(st.NonVoters) == 0
 	})
+	// A newly invited steward restores a two-voter registry holding all the
+	// earlier state.
+	fresh := newMember(t)
+	code, err := reg.Invite(ctx, registry.Profile{Slug: "lanpud", Name: "LANPUD", Level: "regional"}, registry.RoleSteward, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fresh.reg.Join(ctx, code); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "two voters after the new steward joins", func() bool {
+		st, err := reg.Status()
+		return err == nil && len(st.Voters) == 2
+	})
+	got := fresh.reg.State()
+	if got.Genesis != genesis || len(got.NetworkList()) != 4 {
+		t.Fatalf("new steward's registry: genesis %s, %d networks; want the original genesis and 4 networks", got.Genesis, len(got.NetworkList()))
+	}
+	if n, _ := got.Network("inpud"); n.Name != "INPUD (recovered)" {
+		t.Fatalf("new steward sees inpud as %+v", n)
+	}
+	if n, _ := got.Network("anpud"); n.Status != registry.StatusRetired {
+		t.Fatalf("new steward sees the lost steward anpud as %s, want retired", n.Status)
+	}
 }

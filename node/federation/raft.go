@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	stdsync "sync"
 	"time"
 
@@ -257,11 +258,28 @@ func (r *Registry) Submit(ctx context.Context, sc registry.SignedCommand) (regis
 		lastErr = err
 		select {
 		case <-ctx.Done():
-			return registry.Result{}, fmt.Errorf("%w (%v)", ErrNoLeader, lastErr)
+			return registry.Result{}, r.noLeader(lastErr)
 		case <-time.After(min(r.cfg.HeartbeatTimeout, 200*time.Millisecond)):
 		}
 	}
-	return registry.Result{}, fmt.Errorf("%w (%v)", ErrNoLeader, lastErr)
+	return registry.Result{}, r.noLeader(lastErr)
+}
+
+// noLeader says that no leader answered, naming the stewards' nodes this
+// node knows of and so tried, and that nothing changed.
+func (r *Registry) noLeader(last error) error {
+	var tried []string
+	r.fsm.View(func(s *registry.State) {
+		for _, v := range s.Voters() {
+			n, _ := s.Node(v)
+			tried = append(tried, fmt.Sprintf("%s (%s)", v, n.Network))
+		}
+	})
+	who := "no steward node is known to this node"
+	if len(tried) > 0 {
+		who = "tried the stewards' nodes " + strings.Join(tried, ", ")
+	}
+	return fmt.Errorf("%w: %s; the registry is unchanged (last error: %v)", ErrNoLeader, who, last)
 }
 
 func (r *Registry) submitOnce(ctx context.Context, sc registry.SignedCommand) (res registry.Result, err error, retry bool) {
