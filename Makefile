@@ -26,7 +26,10 @@ test-short:
 # Benchmarks; docs/BENCHMARKS.md records the results with machine and date.
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=3s -timeout=60m ./node/store/
-	$(GO) test -run='^$$' -bench=. -benchmem ./model/...
+	$(GO) test -run='^$$' -bench=NodeStart1M -benchtime=1x -timeout=60m .
+	$(GO) test -run='^$$' -bench=CommitLatency -benchtime=300x ./node/federation/
+	$(GO) test -run='^$$' -bench=Join500 -benchtime=1x ./node/federation/
+	$(GO) test -run='^$$' -bench=IdleCluster ./node/raftnet/
 
 # Each fuzz target for a while (FUZZTIME=5m make fuzz). Crashers land in
 # testdata/fuzz/ and become regression seeds.

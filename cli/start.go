@@ -36,6 +36,10 @@ func nodeFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "language", Usage: "language tag of new records: en, fr, es, ru…", EnvVars: []string{"CAIRN_LANGUAGE"}, Value: def.Language}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "max-clock-ahead", Usage: "refuse records dated further ahead of this node's clock", EnvVars: []string{"CAIRN_MAX_CLOCK_AHEAD"}, Value: def.MaxClockAhead}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "store-gc-interval", Usage: "how often an idle node compacts its record store's value log", EnvVars: []string{"CAIRN_STORE_GC_INTERVAL"}, Value: def.Store.GCInterval}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "registry-heartbeat-timeout", Usage: "how long a registry replica waits for the leader before calling an election", EnvVars: []string{"CAIRN_REGISTRY_HEARTBEAT_TIMEOUT"}, Value: def.Registry.HeartbeatTimeout}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "registry-election-timeout", Usage: "how long a registry election may take before another starts", EnvVars: []string{"CAIRN_REGISTRY_ELECTION_TIMEOUT"}, Value: def.Registry.ElectionTimeout}),
+		altsrc.NewUint64Flag(&cli.Uint64Flag{Name: "registry-snapshot-threshold", Usage: "registry log entries between snapshots", EnvVars: []string{"CAIRN_REGISTRY_SNAPSHOT_THRESHOLD"}, Value: def.Registry.SnapshotThreshold}),
+		altsrc.NewUint64Flag(&cli.Uint64Flag{Name: "registry-trailing-logs", Usage: "registry log entries kept after a snapshot, for replicas that fall behind", EnvVars: []string{"CAIRN_REGISTRY_TRAILING_LOGS"}, Value: def.Registry.TrailingLogs}),
 		&cli.BoolFlag{Name: "bootstrap", Usage: "create a new federation with this network as its first steward"},
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Usage: "text or json", EnvVars: []string{"CAIRN_LOG_FORMAT"}, Value: "text"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"CAIRN_LOG_LEVEL"}, Value: "info"}),
@@ -104,6 +108,10 @@ func nodeConfig(c *cli.Context) (node.Config, error) {
 	cfg.Store.GCInterval = c.Duration("store-gc-interval")
 	cfg.Listen = c.StringSlice("listen")
 	cfg.Bootstrap = c.Bool("bootstrap")
+	cfg.Registry.HeartbeatTimeout = c.Duration("registry-heartbeat-timeout")
+	cfg.Registry.ElectionTimeout = c.Duration("registry-election-timeout")
+	cfg.Registry.SnapshotThreshold = c.Uint64("registry-snapshot-threshold")
+	cfg.Registry.TrailingLogs = c.Uint64("registry-trailing-logs")
 	cfg.Network = node.Profile{
 		Slug: c.String("network"), Name: c.String("name"), Level: c.String("level"),
 		Country: strings.ToUpper(c.String("country")), Region: c.String("region"),

@@ -133,6 +133,9 @@ func (c Config) Validate() error {
 	if c.MaxClockAhead <= 0 {
 		return &model.FieldError{Field: "max-clock-ahead", Msg: "must be a positive duration, e.g. 10m"}
 	}
+	if err := c.Registry.Validate(); err != nil {
+		return &model.FieldError{Field: "registry", Msg: err.Error()}
+	}
 	p := c.P2P
 	p.Listen = c.Listen
 	if err := p.Validate(); err != nil {

@@ -3,6 +3,8 @@ package federation
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,10 +70,25 @@ func FastConfig(dir string) Config {
 	return c
 }
 
+// Validate checks the timings, one sentence per problem.
+func (c Config) Validate() error {
+	switch {
+	case c.HeartbeatTimeout < 5*time.Millisecond:
+		return fmt.Errorf("registry-heartbeat-timeout: %s is too short; use at least 5ms (1s or more between real sites)", c.HeartbeatTimeout)
+	case c.ElectionTimeout < c.HeartbeatTimeout:
+		return fmt.Errorf("registry-election-timeout: %s is shorter than the heartbeat timeout %s; it must be at least as long", c.ElectionTimeout, c.HeartbeatTimeout)
+	case c.SnapshotThreshold < 1:
+		return errors.New("registry-snapshot-threshold: must be at least 1")
+	}
+	return nil
+}
+
 func (c Config) raftConfig(self peer.ID, log *slog.Logger) *raft.Config {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raftnet.ServerID(self)
-	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout, rc.CommitTimeout = c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout
+	// The leader lease may not exceed the heartbeat timeout (raft refuses it).
+	lease := min(c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout, rc.CommitTimeout = c.HeartbeatTimeout, c.ElectionTimeout, lease, c.CommitTimeout
 	rc.SnapshotThreshold, rc.SnapshotInterval, rc.TrailingLogs = c.SnapshotThreshold, c.SnapshotInterval, c.TrailingLogs
 	rc.Logger = raftnet.HCLog(log, slog.LevelWarn)
 	return rc
@@ -104,6 +121,7 @@ type Registry struct {
 	bolt  *raftboltdb.BoltStore
 	snaps raft.SnapshotStore
 
+	trust    trustCache
 	mu       stdsync.Mutex
 	trusted  map[peer.ID]bool // stewards named by an invite, while joining
 	changed  chan struct{}
@@ -119,11 +137,17 @@ func Open(cfg Config, h host.Host, gater *p2p.Gater, key ed25519.PrivateKey) (*R
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create registry dir: %w", err)
 	}
 	r := &Registry{cfg: cfg, log: cfg.Logger, host: h, gater: gater, key: key, self: h.ID(), fsm: registry.NewFSM(), trusted: map[peer.ID]bool{}, changed: make(chan struct{}, 1)}
-	r.fsm.OnChange = r.notify
+	r.fsm.OnChange = func() {
+		r.fsm.View(r.trust.fromState)
+		r.notify()
+	}
 	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
 	if err != nil {
 		return nil, fmt.Errorf("open registry log %s: %w", filepath.Join(cfg.Dir, "raft.db"), err)
@@ -147,6 +171,8 @@ func Open(cfg Config, h host.Host, gater *p2p.Gater, key ed25519.PrivateKey) (*R
 		return nil, fmt.Errorf("start registry replica: %w", err)
 	}
 	r.raft, r.trans, r.bolt, r.snaps = ra, trans, bolt, snaps
+	r.fsm.View(r.trust.fromState)
+	r.refreshConfigTrust()
 	h.SetStreamHandler(ProposeProtocol, gater.GuardStream(false, r.handlePropose))
 	h.SetStreamHandler(JoinProtocol, gater.GuardStream(true, r.handleJoin))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -185,35 +211,31 @@ func (r *Registry) State() *registry.State { return r.fsm.State() }
 func (r *Registry) View(fn func(*registry.State)) { r.fsm.View(fn) }
 
 // Allowed reports whether p may hold a connection to this node: a key of
-// an active network, or a steward named by the invite this node is joining with.
+// an active network, or a steward named by the invite this node is joining
+// with (see trust for a node still catching up after a restart).
 func (r *Registry) Allowed(p peer.ID) bool {
-	if p == r.self {
-		return true
-	}
-	r.mu.Lock()
-	trusted := r.trusted[p]
-	r.mu.Unlock()
-	if trusted {
-		return true
-	}
-	ok := false
-	r.fsm.View(func(s *registry.State) { _, _, ok = s.Member(p.String()) })
-	return ok
+	return p == r.self || r.isTrusted(p) || r.trust.allows(p, false)
 }
 
 // allowRaft admits Raft RPC streams from current voters only (non-voters
 // never originate Raft RPCs: the leader dials them), and from the stewards
 // an invite named while this node joins.
 func (r *Registry) allowRaft(p peer.ID) bool {
+	return r.isTrusted(p) || r.trust.allows(p, true)
+}
+
+func (r *Registry) isTrusted(p peer.ID) bool {
 	r.mu.Lock()
-	trusted := r.trusted[p]
-	r.mu.Unlock()
-	if trusted {
-		return true
+	defer r.mu.Unlock()
+	return r.trusted[p]
+}
+
+// refreshConfigTrust reads raft's latest configuration into the trust cache.
+func (r *Registry) refreshConfigTrust() {
+	f := r.raft.GetConfiguration()
+	if f.Error() == nil {
+		r.trust.fromConfig(f.Configuration())
 	}
-	ok := false
-	r.fsm.View(func(s *registry.State) { ok = slices.Contains(s.Voters(), p.String()) })
-	return ok
 }
 
 // Bootstrap creates a new federation with this node's network as its first
@@ -352,6 +374,7 @@ func (r *Registry) follow(ctx context.Context) {
 		case <-leader:
 		case <-tick.C:
 		}
+		r.refreshConfigTrust()
 		st := r.fsm.State()
 		r.updatePeerstore(st)
 		if n := r.gater.Enforce(r.host); n > 0 {
@@ -454,12 +477,21 @@ type RaftStatus struct {
 	Applied     uint64   `json:"applied_index"`
 	Role        string   `json:"role"` // leader, voter, non-voter or none
 	State       string   `json:"state"`
+	// StateHash is a SHA-256 of the registry as this replica holds it:
+	// equal hashes mean identical replicas.
+	StateHash string `json:"state_hash"`
 }
 
 // Status reports the raft view of the registry.
 func (r *Registry) Status() (RaftStatus, error) {
 	st := RaftStatus{ID: r.self.String(), Term: r.raft.CurrentTerm(), Applied: r.raft.AppliedIndex(), State: r.raft.State().String(), Role: "none", Voters: []string{}, NonVoters: []string{}}
-	r.fsm.View(func(s *registry.State) { st.Genesis = s.Genesis })
+	snap := r.fsm.State()
+	st.Genesis = snap.Genesis
+	snap.Applied = 0 // the index differs between replicas holding the same registry
+	if b, err := registry.EncodeSnapshot(snap); err == nil {
+		sum := sha256.Sum256(b)
+		st.StateHash = hex.EncodeToString(sum[:])
+	}
 	_, leader := r.raft.LeaderWithID()
 	st.Leader = string(leader)
 	var commit uint64
