@@ -30,11 +30,14 @@ func DefaultDataDir() string {
 	return "cairn-data"
 }
 
-// Global flags.
-var (
-	flagDataDir = &cli.StringFlag{Name: "data-dir", Usage: "the node's data directory", EnvVars: []string{"CAIRN_DATA_DIR"}, Value: DefaultDataDir()}
-	flagJSON    = &cli.BoolFlag{Name: "json", Usage: "print JSON instead of text (an object or array, an id on every record)"}
-)
+// globalFlags are built anew for every App: urfave/cli writes into a flag
+// when it parses, so two apps running at once must not share one.
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "data-dir", Usage: "the node's data directory", EnvVars: []string{"CAIRN_DATA_DIR"}, Value: DefaultDataDir()},
+		&cli.BoolFlag{Name: "json", Usage: "print JSON instead of text (an object or array, an id on every record)"},
+	}
+}
 
 // App returns Cairn's command-line app.
 func App() *cli.App {
@@ -46,7 +49,7 @@ func App() *cli.App {
 			"committee reports with the commands below. Nothing leaves the node unless you share it.",
 		Version:              node.Version,
 		EnableBashCompletion: true,
-		Flags:                []cli.Flag{flagDataDir, flagJSON},
+		Flags:                globalFlags(),
 		Commands: []*cli.Command{
 			initCommand(), startCommand(), statusCommand(),
 			templateCommand(), auditCommand(), priorityCommand(), reportCommand(),
@@ -105,6 +108,7 @@ func guardText(c *cli.Command) {
 	}
 	action := c.Action
 	c.Action = func(ctx *cli.Context) error {
+		parsed(ctx.Context)
 		for _, name := range ctx.FlagNames() {
 			for _, v := range append([]string{ctx.String(name)}, ctx.StringSlice(name)...) {
 				if !utf8.ValidString(v) {

@@ -188,6 +188,39 @@ func TestBootstrapAndInviteRefusals(t *testing.T) {
 	fails(t, dir, "already belongs to the federation with genesis", "start", "--bootstrap", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0")
 	fails(t, dir, "no node is running", "status")
 
+	// registry recover on the stopped node: bad voters are refused, then
+	// this node alone becomes the voter set and leads when started.
+	fails(t, dir, `"not-a-peer" is not a peer ID`, "registry", "recover", "--voters", "not-a-peer")
+	init := jsonOf[map[string]string](t, func() string {
+		out, _, _ := cairn(t, filepath.Join(t.TempDir(), "x"), "init", "--network", "x", "--name", "X", "--level", "local", "--json", "--listen", "/ip4/127.0.0.1/tcp/0")
+		return out
+	}())
+	fails(t, filepath.Join(filepath.Dir(dir), "nowhere"), "has no node yet", "registry", "recover", "--voters", init["id"])
+	self, idErr := node.PeerID(dir)
+	if idErr != nil {
+		t.Fatal(idErr)
+	}
+	out := ok(t, dir, "registry", "recover", "--voters", self)
+	if !strings.Contains(out, "registry recovered: 1 voter(s) ("+self+"); 1 member networks kept") {
+		t.Fatalf("recover printed %q", out)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var sout, serr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []string{"cairn", "--data-dir", dir, "start", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--registry-heartbeat-timeout", "250ms", "--registry-election-timeout", "250ms"}, &sout, &serr)
+	}()
+	eventually(t, "the recovered node to lead", func() bool {
+		o, _, err := cairn(t, dir, "registry", "status", "--json")
+		return err == nil && jsonOf[federation.RaftStatus](t, o).Role == "leader"
+	})
+	ok(t, dir, "member", "show", "ehrn")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("recovered node stopped with %v", err)
+	}
+
 	steward := federationNode(t, "inpud", "global", true)
 	joiner := federationNode(t, "vnpud", "national", false)
 	// An expired invite.

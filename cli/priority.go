@@ -24,7 +24,7 @@ func priorityFlags(required bool) []cli.Flag {
 		&cli.StringFlag{Name: "horizon", Usage: "horizon in years (default 3-5)"},
 		&cli.StringFlag{Name: "status", Usage: "proposed, selected, in-progress, achieved or dropped"},
 		&cli.IntFlag{Name: "rank", Usage: "rank among the selected priorities (1 = first)"},
-		flagAllowIdentifiers,
+		allowIdentifiersFlag(),
 	}
 }
 

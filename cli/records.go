@@ -19,7 +19,9 @@ import (
 	"github.com/inpud/cairn/node/records"
 )
 
-var flagAllowIdentifiers = &cli.BoolFlag{Name: "allow-identifiers", Usage: "accept text that looks like a phone number or e-mail address (only for things that are not people, e.g. a service's public line)"}
+func allowIdentifiersFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "allow-identifiers", Usage: "accept text that looks like a phone number or e-mail address (only for things that are not people, e.g. a service's public line)"}
+}
 
 // recordView is a record as the API returns it, with the body left raw so
 // each command decodes the kind it expects.
@@ -111,7 +113,7 @@ func auditCommand() *cli.Command {
 					&cli.StringFlag{Name: "conducted-on", Usage: "date of the audit, YYYY-MM-DD"},
 					&cli.StringFlag{Name: "method", Usage: "visit, group, survey, committee or documents"},
 					&cli.StringFlag{Name: "subject-kind", Usage: "service, programme, jurisdiction or community"},
-					flagAllowIdentifiers,
+					allowIdentifiersFlag(),
 				},
 				Action: func(c *cli.Context) error {
 					cl, err := connect(c)
@@ -140,7 +142,7 @@ func auditCommand() *cli.Command {
 					&cli.StringFlag{Name: "note", Usage: "a de-identified note on the answer"},
 					&cli.StringFlag{Name: "evidence", Usage: "observation, document, group-discussion, survey, interview or other"},
 					&cli.BoolFlag{Name: "priority-problem", Usage: "flag this item as a priority problem"},
-					flagAllowIdentifiers,
+					allowIdentifiersFlag(),
 				},
 				Action: func(c *cli.Context) error {
 					if err := needArgs(c, 3, "ID ITEM ANSWER"); err != nil {
@@ -154,7 +156,7 @@ func auditCommand() *cli.Command {
 				Name:      "answers",
 				Usage:     "record many answers from a file: CSV with columns item,answer,note, or JSON; all or nothing",
 				UsageText: "cairn audit answers ID --file F",
-				Flags:     []cli.Flag{&cli.StringFlag{Name: "file", Usage: "CSV (item,answer,note) or JSON ([{\"item\":…,\"answer\":…,\"note\":…}] or {\"ITEM\":\"ANSWER\"})", Required: true}, flagAllowIdentifiers},
+				Flags:     []cli.Flag{&cli.StringFlag{Name: "file", Usage: "CSV (item,answer,note) or JSON ([{\"item\":…,\"answer\":…,\"note\":…}] or {\"ITEM\":\"ANSWER\"})", Required: true}, allowIdentifiersFlag()},
 				Action: func(c *cli.Context) error {
 					if err := needArgs(c, 1, "ID"); err != nil {
 						return err

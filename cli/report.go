@@ -35,7 +35,7 @@ func reportCommand() *cli.Command {
 					&cli.StringFlag{Name: "service", Usage: "the service reviewed"},
 					&cli.StringSliceFlag{Name: "issue", Usage: "an issue raised (repeat for each)"},
 					&cli.StringFlag{Name: "file", Usage: "a JSON file with the full report"},
-					flagAllowIdentifiers,
+					allowIdentifiersFlag(),
 				},
 				Action: func(c *cli.Context) error {
 					var r model.Report

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"strings"
+	stdsync "sync"
 
 	"github.com/urfave/cli/v2"
 )
@@ -17,7 +18,26 @@ import (
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	app := App()
 	app.Writer, app.ErrWriter = stdout, stderr
-	return app.RunContext(ctx, normaliseArgs(app, args))
+	// urfave/cli v2 writes package-level flags (its help flag) while it
+	// parses, so apps running at once in one process (tests do) must not
+	// parse at the same time. The lock is released when the command's
+	// action starts, so a long-running `start` does not hold it.
+	parseMu.Lock()
+	var once stdsync.Once
+	release := func() { once.Do(parseMu.Unlock) }
+	defer release()
+	return app.RunContext(context.WithValue(ctx, parsedKey{}, release), normaliseArgs(app, args))
+}
+
+var parseMu stdsync.Mutex
+
+type parsedKey struct{}
+
+// parsed releases the parse lock; every action calls it first.
+func parsed(ctx context.Context) {
+	if release, ok := ctx.Value(parsedKey{}).(func()); ok {
+		release()
+	}
 }
 
 // normaliseArgs moves global options to the front, then puts the

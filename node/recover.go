@@ -38,3 +38,12 @@ func RecoverRegistry(cfg Config, voters []string) (RecoverResult, error) {
 	}
 	return RecoverResult{ID: id.ID.String(), Voters: voters, Networks: len(st.NetworkList()), Genesis: st.Genesis}, nil
 }
+
+// PeerID reads the peer ID of the node in dataDir without starting it.
+func PeerID(dataDir string) (string, error) {
+	id, err := loadOrCreateIdentity(dataDir, false)
+	if err != nil {
+		return "", err
+	}
+	return id.ID.String(), nil
+}
