@@ -90,7 +90,7 @@ func (c Config) raftConfig(self peer.ID, log *slog.Logger) *raft.Config {
 	lease := min(c.LeaderLeaseTimeout, c.HeartbeatTimeout)
 	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout, rc.CommitTimeout = c.HeartbeatTimeout, c.ElectionTimeout, lease, c.CommitTimeout
 	rc.SnapshotThreshold, rc.SnapshotInterval, rc.TrailingLogs = c.SnapshotThreshold, c.SnapshotInterval, c.TrailingLogs
-	rc.Logger = raftnet.HCLog(log, slog.LevelWarn)
+	rc.Logger = raftnet.HCLog(slog.New(newQuietHandler(log.Handler(), time.Minute)), slog.LevelWarn)
 	return rc
 }
 
