@@ -129,6 +129,16 @@ func dataDir(c *cli.Context) string { return c.String("data-dir") }
 
 func connect(c *cli.Context) (*client, error) { return newClient(dataDir(c)) }
 
+// call sends one request to the node running for the command's data dir
+// and decodes its answer into out.
+func call(c *cli.Context, method, path string, body, out any) error {
+	cl, err := connect(c)
+	if err != nil {
+		return err
+	}
+	return cl.do(c.Context, method, path, body, out)
+}
+
 func wantJSON(c *cli.Context) bool { return c.Bool("json") }
 
 func printJSON(w io.Writer, v any) error {

@@ -32,15 +32,11 @@ func inviteCommand() *cli.Command {
 			&cli.StringFlag{Name: "expires", Usage: "how long the code stays valid", Value: "72h"},
 		},
 		Action: func(c *cli.Context) error {
-			cl, err := connect(c)
-			if err != nil {
-				return err
-			}
 			req := api.InviteRequest{Network: c.String("network"), Name: c.String("name"), Level: c.String("level"),
 				Country: strings.ToUpper(c.String("country")), Region: c.String("region"), Parent: c.String("parent"),
 				Role: c.String("role"), Expires: c.String("expires")}
 			var res api.InviteResponse
-			if err := cl.do(c.Context, "POST", "/v1/invites", req, &res); err != nil {
+			if err := call(c, "POST", "/v1/invites", req, &res); err != nil {
 				return err
 			}
 			if wantJSON(c) {
@@ -61,12 +57,8 @@ func joinCommand() *cli.Command {
 			if err := needArgs(c, 1, "the invite CODE"); err != nil {
 				return err
 			}
-			cl, err := connect(c)
-			if err != nil {
-				return err
-			}
 			var res api.ResultView
-			if err := cl.do(c.Context, "POST", "/v1/join", api.JoinRequest{Code: c.Args().Get(0)}, &res); err != nil {
+			if err := call(c, "POST", "/v1/join", api.JoinRequest{Code: c.Args().Get(0)}, &res); err != nil {
 				return err
 			}
 			if wantJSON(c) {
@@ -83,12 +75,8 @@ func membersCommand() *cli.Command {
 		Name:  "members",
 		Usage: "list the federation's member networks",
 		Action: func(c *cli.Context) error {
-			cl, err := connect(c)
-			if err != nil {
-				return err
-			}
 			var ms []api.MemberView
-			if err := cl.do(c.Context, "GET", "/v1/members", nil, &ms); err != nil {
+			if err := call(c, "GET", "/v1/members", nil, &ms); err != nil {
 				return err
 			}
 			if wantJSON(c) {
@@ -122,12 +110,8 @@ func memberCommand() *cli.Command {
 				if err := needArgs(c, 1, "the network's SLUG"); err != nil {
 					return err
 				}
-				cl, err := connect(c)
-				if err != nil {
-					return err
-				}
 				var res api.ResultView
-				if err := cl.do(c.Context, "POST", "/v1/members/"+url.PathEscape(c.Args().Get(0))+"/"+name, nil, &res); err != nil {
+				if err := call(c, "POST", "/v1/members/"+url.PathEscape(c.Args().Get(0))+"/"+name, nil, &res); err != nil {
 					return err
 				}
 				if wantJSON(c) {
@@ -150,12 +134,8 @@ func memberCommand() *cli.Command {
 					if err := needArgs(c, 1, "the network's SLUG"); err != nil {
 						return err
 					}
-					cl, err := connect(c)
-					if err != nil {
-						return err
-					}
 					var m api.MemberView
-					if err := cl.do(c.Context, "GET", "/v1/members/"+url.PathEscape(c.Args().Get(0)), nil, &m); err != nil {
+					if err := call(c, "GET", "/v1/members/"+url.PathEscape(c.Args().Get(0)), nil, &m); err != nil {
 						return err
 					}
 					if wantJSON(c) {
@@ -203,12 +183,8 @@ func registryCommand() *cli.Command {
 				Name:  "status",
 				Usage: "genesis, leader, voters, non-voters, term, commit index and this node's role",
 				Action: func(c *cli.Context) error {
-					cl, err := connect(c)
-					if err != nil {
-						return err
-					}
 					var st federation.RaftStatus
-					if err := cl.do(c.Context, "GET", "/v1/registry/status", nil, &st); err != nil {
+					if err := call(c, "GET", "/v1/registry/status", nil, &st); err != nil {
 						return err
 					}
 					if wantJSON(c) {
@@ -275,12 +251,8 @@ func templatePublishCommand() *cli.Command {
 				return fmt.Errorf("open %s: %w", c.Args().Get(0), err)
 			}
 			defer f.Close()
-			cl, err := connect(c)
-			if err != nil {
-				return err
-			}
 			var res api.ResultView
-			if err := cl.do(c.Context, "POST", "/v1/templates", f, &res); err != nil {
+			if err := call(c, "POST", "/v1/templates", f, &res); err != nil {
 				return err
 			}
 			if wantJSON(c) {

@@ -39,10 +39,6 @@ func priorityCommand() *cli.Command {
 				UsageText: "cairn priority add --title TEXT --kind change|achievement|action --importance 1-5 --achievability 1-5 [--area TEXT] [--target TEXT] [--ask TEXT]",
 				Flags:     priorityFlags(true),
 				Action: func(c *cli.Context) error {
-					cl, err := connect(c)
-					if err != nil {
-						return err
-					}
 					req := map[string]any{
 						"title": c.String("title"), "kind": c.String("kind"),
 						"importance": c.Int("importance"), "achievability": c.Int("achievability"),
@@ -51,7 +47,7 @@ func priorityCommand() *cli.Command {
 						"allow_identifiers": c.Bool("allow-identifiers"),
 					}
 					var rec recordView
-					if err := cl.do(c.Context, "POST", "/v1/priorities", req, &rec); err != nil {
+					if err := call(c, "POST", "/v1/priorities", req, &rec); err != nil {
 						return err
 					}
 					return printWritten(c, rec)
@@ -80,12 +76,8 @@ func priorityCommand() *cli.Command {
 					if len(patch) == 1 {
 						return usageError("nothing to change: give at least one option, e.g. --importance 5 (see: cairn priority update --help)")
 					}
-					cl, err := connect(c)
-					if err != nil {
-						return err
-					}
 					var rec recordView
-					if err := cl.do(c.Context, "PATCH", "/v1/priorities/"+url.PathEscape(c.Args().Get(0)), patch, &rec); err != nil {
+					if err := call(c, "PATCH", "/v1/priorities/"+url.PathEscape(c.Args().Get(0)), patch, &rec); err != nil {
 						return err
 					}
 					if wantJSON(c) {

@@ -116,10 +116,6 @@ func auditCommand() *cli.Command {
 					allowIdentifiersFlag(),
 				},
 				Action: func(c *cli.Context) error {
-					cl, err := connect(c)
-					if err != nil {
-						return err
-					}
 					req := records.NewAudit{
 						Template: c.String("template"),
 						Subject:  model.Subject{Name: c.String("subject"), Kind: c.String("subject-kind")},
@@ -128,7 +124,7 @@ func auditCommand() *cli.Command {
 						AllowIdentifiers: c.Bool("allow-identifiers"),
 					}
 					var rec recordView
-					if err := cl.do(c.Context, "POST", "/v1/audits", req, &rec); err != nil {
+					if err := call(c, "POST", "/v1/audits", req, &rec); err != nil {
 						return err
 					}
 					return printWritten(c, rec)
@@ -220,13 +216,9 @@ func auditCommand() *cli.Command {
 }
 
 func sendAnswers(c *cli.Context, id string, answers []records.AnswerInput) error {
-	cl, err := connect(c)
-	if err != nil {
-		return err
-	}
 	var rec recordView
 	req := map[string]any{"answers": answers, "allow_identifiers": c.Bool("allow-identifiers")}
-	if err := cl.do(c.Context, "POST", "/v1/audits/"+url.PathEscape(id)+"/answers", req, &rec); err != nil {
+	if err := call(c, "POST", "/v1/audits/"+url.PathEscape(id)+"/answers", req, &rec); err != nil {
 		return err
 	}
 	if wantJSON(c) {
@@ -284,15 +276,10 @@ func parseAnswersFile(name string, b []byte) ([]records.AnswerInput, error) {
 }
 
 func parseAnswersJSON(name string, b []byte) ([]records.AnswerInput, error) {
-	lineAt := func(off int64) int { return bytes.Count(b[:min(int(off), len(b))], []byte("\n")) + 1 }
+	lineAt := func(off int64) int { return lineOf(b, off) }
 	jsonErr := func(err error) error {
-		var se *json.SyntaxError
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &se):
-			return fmt.Errorf("%s: line %d: not valid JSON: %v", name, lineAt(se.Offset), err)
-		case errors.As(err, &te):
-			return fmt.Errorf("%s: line %d: %s should be %s", name, lineAt(te.Offset), te.Field, te.Type)
+		if le := jsonLineError(name, b, err); le != nil {
+			return le
 		}
 		return fmt.Errorf("%s: not valid answers JSON: %v", name, err)
 	}
@@ -352,12 +339,8 @@ func printAudit(c *cli.Context, rec recordView) error {
 	if err != nil {
 		return fmt.Errorf("read audit %s: %w", rec.ID, err)
 	}
-	cl, err := connect(c)
-	if err != nil {
-		return err
-	}
 	var t model.Template
-	if err := cl.do(c.Context, "GET", "/v1/templates/"+a.Template, nil, &t); err != nil {
+	if err := call(c, "GET", "/v1/templates/"+a.Template, nil, &t); err != nil {
 		return err
 	}
 	w := c.App.Writer
@@ -411,12 +394,8 @@ func recordCommand() *cli.Command {
 					if err := needArgs(c, 1, "ID"); err != nil {
 						return err
 					}
-					cl, err := connect(c)
-					if err != nil {
-						return err
-					}
 					var hs []recordView
-					if err := cl.do(c.Context, "GET", "/v1/records/"+url.PathEscape(c.Args().Get(0))+"/history", nil, &hs); err != nil {
+					if err := call(c, "GET", "/v1/records/"+url.PathEscape(c.Args().Get(0))+"/history", nil, &hs); err != nil {
 						return err
 					}
 					if wantJSON(c) {
@@ -445,12 +424,8 @@ func recordCommand() *cli.Command {
 					if err := needArgs(c, 1, "ID"); err != nil {
 						return err
 					}
-					cl, err := connect(c)
-					if err != nil {
-						return err
-					}
 					var rec recordView
-					if err := cl.do(c.Context, "DELETE", "/v1/records/"+url.PathEscape(c.Args().Get(0)), nil, &rec); err != nil {
+					if err := call(c, "DELETE", "/v1/records/"+url.PathEscape(c.Args().Get(0)), nil, &rec); err != nil {
 						return err
 					}
 					if wantJSON(c) {
@@ -469,4 +444,23 @@ func shortID(s string) string {
 		return "…" + s[len(s)-8:]
 	}
 	return s
+}
+
+// lineOf is the line of byte offset off in b.
+func lineOf(b []byte, off int64) int {
+	return bytes.Count(b[:min(max(int(off), 0), len(b))], []byte("\n")) + 1
+}
+
+// jsonLineError names the line of a JSON syntax or type error in file
+// name, or returns nil for other errors.
+func jsonLineError(name string, b []byte, err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("%s: line %d: not valid JSON: %v", name, lineOf(b, se.Offset), err)
+	case errors.As(err, &te):
+		return fmt.Errorf("%s: line %d: %s should be %s", name, lineOf(b, te.Offset), te.Field, te.Type)
+	}
+	return nil
 }

@@ -65,12 +65,8 @@ func reportCommand() *cli.Command {
 							return usageError("--%s is required (or give it in --file)", f.name)
 						}
 					}
-					cl, err := connect(c)
-					if err != nil {
-						return err
-					}
 					var rec recordView
-					if err := cl.do(c.Context, "POST", "/v1/reports", api.ReportRequest{Report: r, AllowIdentifiers: c.Bool("allow-identifiers")}, &rec); err != nil {
+					if err := call(c, "POST", "/v1/reports", api.ReportRequest{Report: r, AllowIdentifiers: c.Bool("allow-identifiers")}, &rec); err != nil {
 						return err
 					}
 					return printWritten(c, rec)
@@ -131,24 +127,19 @@ func parseReportFile(name string, b []byte) (model.Report, error) {
 	if !utf8.Valid(b) {
 		return r, fmt.Errorf("%s: line %d: is not valid UTF-8 text", name, badUTF8Line(b))
 	}
-	lineAt := func(off int64) int { return bytes.Count(b[:min(int(off), len(b))], []byte("\n")) + 1 }
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&r); err != nil {
-		var se *json.SyntaxError
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &se):
-			return r, fmt.Errorf("%s: line %d: not valid JSON: %v", name, lineAt(se.Offset), err)
-		case errors.As(err, &te):
-			return r, fmt.Errorf("%s: line %d: %s should be %s", name, lineAt(te.Offset), te.Field, te.Type)
-		case errors.Is(err, io.EOF):
+		if le := jsonLineError(name, b, err); le != nil {
+			return r, le
+		}
+		if errors.Is(err, io.EOF) {
 			return r, fmt.Errorf("%s is empty: it should hold one JSON committee report", name)
 		}
 		return r, fmt.Errorf("%s: %v (a committee report has the fields listed in cairn report add --help)", name, err)
 	}
 	if dec.More() {
-		return r, fmt.Errorf("%s: line %d: more than one JSON value; the file holds one report", name, lineAt(dec.InputOffset()))
+		return r, fmt.Errorf("%s: line %d: more than one JSON value; the file holds one report", name, lineOf(b, dec.InputOffset()))
 	}
 	return r, nil
 }
@@ -229,12 +220,8 @@ func templateCommand() *cli.Command {
 				Name:  "list",
 				Usage: "list the templates this node knows",
 				Action: func(c *cli.Context) error {
-					cl, err := connect(c)
-					if err != nil {
-						return err
-					}
 					var ts []api.TemplateSummary
-					if err := cl.do(c.Context, "GET", "/v1/templates", nil, &ts); err != nil {
+					if err := call(c, "GET", "/v1/templates", nil, &ts); err != nil {
 						return err
 					}
 					if wantJSON(c) {
@@ -257,12 +244,8 @@ func templateCommand() *cli.Command {
 					if err := needArgs(c, 1, "ID"); err != nil {
 						return err
 					}
-					cl, err := connect(c)
-					if err != nil {
-						return err
-					}
 					var t model.Template
-					if err := cl.do(c.Context, "GET", "/v1/templates/"+c.Args().Get(0), nil, &t); err != nil {
+					if err := call(c, "GET", "/v1/templates/"+c.Args().Get(0), nil, &t); err != nil {
 						return err
 					}
 					if wantJSON(c) {

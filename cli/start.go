@@ -214,12 +214,8 @@ func statusCommand() *cli.Command {
 		Name:  "status",
 		Usage: "show the running node: network, identity, API, record counts",
 		Action: func(c *cli.Context) error {
-			cl, err := connect(c)
-			if err != nil {
-				return err
-			}
 			var st node.Status
-			if err := cl.do(c.Context, "GET", "/v1/status", nil, &st); err != nil {
+			if err := call(c, "GET", "/v1/status", nil, &st); err != nil {
 				return err
 			}
 			if wantJSON(c) {
