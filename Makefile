@@ -38,6 +38,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./model/templates
 	$(GO) test -run='^$$' -fuzz='^FuzzOpen$$' -fuzztime=$(FUZZTIME) ./model
 	$(GO) test -run='^$$' -fuzz='^FuzzParseAudience$$' -fuzztime=$(FUZZTIME) ./model
+	$(GO) test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./node/registry
+	$(GO) test -run='^$$' -fuzz='^FuzzReadFrame$$' -fuzztime=$(FUZZTIME) ./sync
 
 # CI runs each target for a fixed count (a duration can flake on Go 1.26,
 # golang/go#75804).
@@ -45,6 +47,8 @@ fuzz-ci:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZN) ./model/templates
 	$(GO) test -run='^$$' -fuzz='^FuzzOpen$$' -fuzztime=$(FUZZN) ./model
 	$(GO) test -run='^$$' -fuzz='^FuzzParseAudience$$' -fuzztime=$(FUZZN) ./model
+	$(GO) test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZN) ./node/registry
+	$(GO) test -run='^$$' -fuzz='^FuzzReadFrame$$' -fuzztime=$(FUZZN) ./sync
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

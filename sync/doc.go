@@ -1,0 +1,34 @@
+// Package sync replicates records between member nodes over libp2p streams
+// (DESIGN §5). Importers alias it cairnsync; inside, the standard library's
+// sync is imported as stdsync.
+//
+// # Pull
+//
+// PullProtocol is CouchDB-style pull replication: a node asks a peer for
+// its change feed after the seq it last stored from that peer, and the peer
+// answers with the envelopes the requester may see, then the last seq it
+// scanned. The node wires three parts:
+//
+//   - A PullServer, built with NewPullServer over the node's Feed and
+//     Members, whose Handle the node registers for PullProtocol (wrapped
+//     in the gater's GuardStream). It sends a requester only records whose
+//     audience admits the requester's network and whose origin is another
+//     network; private records never leave. Peers that Members does not
+//     know, or that are not current members, are refused with ErrRefused.
+//   - A Puller over the host, a Sink (verify and store durably) and
+//     Checkpoints. CatchUp(ctx, peer) pulls until the peer has nothing
+//     more, storing each batch before it advances the checkpoint, so a
+//     crash loses nothing and at worst pulls a batch twice.
+//   - Pull, the single request the Puller repeats, for callers that want
+//     one batch.
+//
+// Frames are a uvarint length and that many bytes (ReadFrame, WriteFrame);
+// every read names its maximum (MaxRequestFrame, MaxBatchFrame), and
+// every stream has deadlines, so a peer that sends too much, or nothing,
+// costs a bounded amount of memory and time and has its stream reset.
+//
+// # What is not here yet
+//
+// Notify (/cairn/sync/notify/1), the periodic pull loop, custody, and the
+// pure engine of STYLE §4: the Puller drives the protocol directly for now.
+package sync

@@ -1,0 +1,653 @@
+package sync
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	stdsync "sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/inpud/cairn/model"
+)
+
+// PullProtocol is "send me your change feed after seq S" (DESIGN §5).
+//
+// The requester opens a stream, writes one request frame (JSON
+// {"after":S,"limit":N}, at most MaxRequestFrame bytes) and closes its
+// write side. The server answers with frames of at most MaxBatchFrame
+// bytes, each starting with a kind byte:
+//
+//	'b' batch: one or more envelopes, each a uvarint length and
+//	    model.Envelope.MarshalBinary
+//	'e' end: uvarint last seq scanned, then one byte, 1 if the server
+//	    stopped before the end of its feed (ask again from last)
+//	'x' error: uvarint code (see Err*), then a short UTF-8 message
+//
+// and closes the stream after the end or error frame. Every response ends
+// in exactly one end or error frame.
+const PullProtocol protocol.ID = "/cairn/sync/pull/1"
+
+// Pull limits.
+const (
+	// DefaultPullLimit is the number of feed entries a request asks the
+	// server to scan when it names no limit.
+	DefaultPullLimit = 500
+	// MaxPullLimit is the most feed entries one request makes a server
+	// scan; larger limits are lowered to it.
+	MaxPullLimit = 1000
+	// MaxPullBytes bounds the envelope bytes of one response. The server
+	// stops adding envelopes before passing it (but always sends at least
+	// one, which may be up to MaxEnvelopeSize), so a requester never holds
+	// more than this, or one envelope, for one request.
+	MaxPullBytes = 32 << 20
+	// DefaultPullTimeout bounds one request when its context has no
+	// deadline.
+	DefaultPullTimeout = time.Minute
+)
+
+// Errors a pull can end with. A server's refusal crosses the stream as a
+// code, so errors.Is works on the requester's side.
+var (
+	// ErrRefused: the server does not serve this node (it is not a current
+	// member, or the server does not know it).
+	ErrRefused = errors.New("the peer refused to serve this node its records")
+	// ErrBadRequest: the server could not read the request.
+	ErrBadRequest = errors.New("the peer could not read the pull request")
+	// ErrUnavailable: the server failed to read its own change feed.
+	ErrUnavailable = errors.New("the peer could not read its change feed")
+	// ErrProtocol: the peer sent something the pull protocol does not
+	// allow. The stream is reset.
+	ErrProtocol = errors.New("the peer broke the pull protocol")
+)
+
+// Wire codes of error frames.
+const (
+	codeRefused     = 1
+	codeBadRequest  = 2
+	codeUnavailable = 3
+)
+
+func errForCode(c uint64) error {
+	switch c {
+	case codeRefused:
+		return ErrRefused
+	case codeBadRequest:
+		return ErrBadRequest
+	case codeUnavailable:
+		return ErrUnavailable
+	}
+	return fmt.Errorf("%w: unknown error code %d", ErrProtocol, c)
+}
+
+// Frame kinds.
+const (
+	kindBatch = 'b'
+	kindEnd   = 'e'
+	kindError = 'x'
+)
+
+// Entry is one change-feed entry as the pull server reads it.
+type Entry struct {
+	Seq     uint64         // the server's feed sequence number
+	Env     model.Envelope // the signed bytes, exactly as stored
+	Payload model.Payload  // Env.Open(), as the store decoded it
+}
+
+// Feed is the server's local change feed (node/store satisfies it through
+// a small adapter in node).
+type Feed interface {
+	// Feed returns the entries after seq after in increasing seq order,
+	// at most limit of them, and the seq of the last one returned (after if none).
+	// The pull handler calls it from one goroutine per request, so calls
+	// run concurrently; it may block on disk, never on the network.
+	Feed(after uint64, limit int) (entries []Entry, last uint64, err error)
+}
+
+// Members says who a requesting peer is.
+type Members interface {
+	// Reader returns the network, region and membership of the node with
+	// peer ID p, and false if p is not a node the federation knows. The
+	// pull handler calls it once per request, concurrently; it must be fast
+	// and not block (read a registry snapshot).
+	Reader(p peer.ID) (model.Reader, bool)
+}
+
+// Counts says what a Sink did with one batch.
+type Counts struct {
+	Stored     int // newly stored versions
+	Duplicates int // versions already held
+	Rejected   int // versions refused (bad signature, unknown or revoked key, outside the audience, malformed...)
+}
+
+func (c *Counts) add(o Counts) {
+	c.Stored += o.Stored
+	c.Duplicates += o.Duplicates
+	c.Rejected += o.Rejected
+}
+
+// Sink receives the envelopes pulled from a peer.
+type Sink interface {
+	// Store verifies every envelope (signature against the origin
+	// network's registered, unrevoked key, whoever relayed it; timestamp;
+	// schema; size; audience admits this node) and stores the ones that
+	// pass in one durable write, returning once they are on disk. Rejected
+	// envelopes are counted, not errors, and the Puller's checkpoint moves
+	// past them; a Sink that wants a batch offered again (say, an author
+	// key the registry has not replicated yet) returns an error instead.
+	// An error means nothing was stored.
+	// The Puller calls it once per batch, from the goroutine that called
+	// CatchUp; it may block on disk.
+	Store(from peer.ID, envs []model.Envelope) (Counts, error)
+}
+
+// Checkpoints keeps how far this node has pulled each peer's feed.
+type Checkpoints interface {
+	// Checkpoint returns the seq saved for p, or 0 if none was.
+	Checkpoint(p peer.ID) (uint64, error)
+	// SetCheckpoint saves seq for p and returns once it is on disk. The
+	// Puller calls it only after the batch up to seq is stored.
+	SetCheckpoint(p peer.ID, seq uint64) error
+}
+
+// pullRequest is the request frame.
+type pullRequest struct {
+	After uint64 `json:"after"`
+	Limit int    `json:"limit"`
+}
+
+// PullConfig sets the server's timeouts.
+type PullConfig struct {
+	// RequestTimeout is how long a requester may take to send its request
+	// after opening the stream.
+	RequestTimeout time.Duration
+	// WriteTimeout is how long writing one frame may take.
+	WriteTimeout time.Duration
+}
+
+// DefaultPullConfig returns the timeouts a node uses.
+func DefaultPullConfig() PullConfig {
+	return PullConfig{RequestTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+}
+
+// Validate says what is wrong with c, if anything.
+func (c PullConfig) Validate() error {
+	if c.RequestTimeout <= 0 {
+		return errors.New("sync: the pull request timeout must be positive")
+	}
+	if c.WriteTimeout <= 0 {
+		return errors.New("sync: the pull write timeout must be positive")
+	}
+	return nil
+}
+
+// PullServer answers PullProtocol requests from its Feed, sending each
+// requester only what it may see. It has no goroutines of its own: libp2p
+// runs Handle on one goroutine per stream.
+type PullServer struct {
+	feed    Feed
+	members Members
+	cfg     PullConfig
+
+	served, refused, malformed, failed atomic.Uint64
+}
+
+// PullServerStats counts requests by outcome, for metrics.
+type PullServerStats struct {
+	Served    uint64 // answered with records (possibly none)
+	Refused   uint64 // from peers Members does not know or who are not members
+	Malformed uint64 // unreadable, oversized or never sent requests
+	Failed    uint64 // feed errors and requesters that went away mid-answer
+}
+
+// NewPullServer returns a server reading feed and asking members who each
+// requester is. The node registers its Handle for PullProtocol, wrapped in
+// the gater's GuardStream.
+func NewPullServer(feed Feed, members Members, cfg PullConfig) (*PullServer, error) {
+	if feed == nil || members == nil {
+		return nil, errors.New("sync: a pull server needs a feed and a members list")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &PullServer{feed: feed, members: members, cfg: cfg}, nil
+}
+
+// Stats returns the request counts so far.
+func (srv *PullServer) Stats() PullServerStats {
+	return PullServerStats{
+		Served:    srv.served.Load(),
+		Refused:   srv.refused.Load(),
+		Malformed: srv.malformed.Load(),
+		Failed:    srv.failed.Load(),
+	}
+}
+
+// Handle serves one pull request on s. It is a network.StreamHandler and
+// returns when the answer is written or the stream failed; on failure it
+// resets the stream.
+func (srv *PullServer) Handle(s network.Stream) {
+	if err := srv.serve(s); err != nil {
+		_ = s.Reset()
+		return
+	}
+	_ = s.Close()
+}
+
+func (srv *PullServer) serve(s network.Stream) error {
+	from := s.Conn().RemotePeer()
+	if err := s.SetReadDeadline(time.Now().Add(srv.cfg.RequestTimeout)); err != nil {
+		srv.failed.Add(1)
+		return err
+	}
+	b, err := ReadFrame(bufio.NewReaderSize(s, MaxRequestFrame+binary.MaxVarintLen64), MaxRequestFrame)
+	if err != nil {
+		srv.malformed.Add(1)
+		return err
+	}
+	_ = s.CloseRead() // nothing more is expected from the requester
+	w := &frameWriter{s: s, bw: bufio.NewWriterSize(s, 64<<10), timeout: srv.cfg.WriteTimeout}
+	var req pullRequest
+	if err := decodeRequest(b, &req); err != nil {
+		srv.malformed.Add(1)
+		return w.fail(codeBadRequest, err.Error())
+	}
+	r, ok := srv.members.Reader(from)
+	if !ok || !r.Member {
+		srv.refused.Add(1)
+		return w.fail(codeRefused, "this node serves current federation members only")
+	}
+	limit := req.Limit
+	if limit <= 0 {
+		limit = DefaultPullLimit
+	}
+	limit = min(limit, MaxPullLimit)
+	err = srv.answer(w, r, req.After, limit)
+	if err != nil {
+		srv.failed.Add(1)
+		if errors.Is(err, errFeed) {
+			return nil // the requester was told, in an error frame
+		}
+		return err
+	}
+	srv.served.Add(1)
+	return nil
+}
+
+// feedPage is how many feed entries the server reads at a time, which
+// bounds what one request holds in memory besides the batch being built.
+const feedPage = 64
+
+// errFeed means the feed failed before anything was sent, and the
+// requester got an error frame.
+var errFeed = errors.New("the change feed failed")
+
+// answer scans up to limit feed entries after seq after, writes those r
+// may see in batch frames, and then the end frame. It stops early, with
+// "more" set in the end frame, once MaxPullBytes would be passed or if the
+// feed fails part way.
+func (srv *PullServer) answer(w *frameWriter, r model.Reader, after uint64, limit int) error {
+	last, scanned, total := after, 0, 0
+	more := false
+	batch := []byte{kindBatch}
+scan:
+	for scanned < limit {
+		ask := min(feedPage, limit-scanned)
+		entries, feedLast, err := srv.feed.Feed(last, ask)
+		if err != nil {
+			if scanned > 0 {
+				more = true // send what was scanned; the next request meets the error
+				break
+			}
+			if err := w.fail(codeUnavailable, "reading the change feed failed"); err != nil {
+				return err
+			}
+			return errFeed
+		}
+		for _, e := range entries {
+			if e.Seq <= last {
+				break scan // a broken feed: it must go forwards
+			}
+			if !sendable(e.Payload, r) {
+				scanned++
+				last = e.Seq // scanned: the requester's checkpoint moves past it
+				continue
+			}
+			eb, err := e.Env.MarshalBinary()
+			if err != nil || len(eb) > MaxEnvelopeSize {
+				scanned++
+				last = e.Seq // cannot be sent to anyone; never block the feed on it
+				continue
+			}
+			if total > 0 && total+len(eb) > MaxPullBytes {
+				more = true
+				break scan
+			}
+			if len(batch)+binary.MaxVarintLen64+len(eb) > MaxBatchFrame {
+				if err := w.frame(batch); err != nil {
+					return err
+				}
+				batch = batch[:1]
+			}
+			batch = binary.AppendUvarint(batch, uint64(len(eb)))
+			batch = append(batch, eb...)
+			total += len(eb)
+			scanned++
+			last = e.Seq
+		}
+		if len(entries) < ask {
+			last = max(last, feedLast) // the end of the feed
+			break
+		}
+		more = scanned >= limit
+	}
+	if len(batch) > 1 {
+		if err := w.frame(batch); err != nil {
+			return err
+		}
+	}
+	end := binary.AppendUvarint([]byte{kindEnd}, last)
+	if more {
+		end = append(end, 1)
+	} else {
+		end = append(end, 0)
+	}
+	return w.frame(end)
+}
+
+// sendable reports whether a record may go to reader r: its audience admits
+// r (never true for private records or non-members), and r's network is
+// not its origin, which holds its own records already.
+func sendable(p model.Payload, r model.Reader) bool {
+	return p.Origin != r.Network && p.Audience.Admits(r)
+}
+
+func decodeRequest(b []byte, req *pullRequest) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(req); err != nil {
+		return fmt.Errorf("the request is not {\"after\":SEQ,\"limit\":N}: %v", err)
+	}
+	if dec.More() {
+		return errors.New("the request has data after its JSON value")
+	}
+	if req.Limit < 0 {
+		return fmt.Errorf("the request's limit %d is negative", req.Limit)
+	}
+	return nil
+}
+
+// frameWriter writes frames to a stream, each under its own write deadline.
+type frameWriter struct {
+	s       network.Stream
+	bw      *bufio.Writer
+	timeout time.Duration
+}
+
+func (w *frameWriter) frame(b []byte) error {
+	if err := w.s.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
+		return err
+	}
+	if err := WriteFrame(w.bw, b, MaxBatchFrame); err != nil {
+		return err
+	}
+	return w.bw.Flush()
+}
+
+// fail writes an error frame; the stream is then closed, not reset, so
+// the requester reads the reason.
+func (w *frameWriter) fail(code uint64, msg string) error {
+	return w.frame(append(binary.AppendUvarint([]byte{kindError}, code), msg...))
+}
+
+// Batch is one answer to a pull request.
+type Batch struct {
+	// Envelopes are the versions the server sent, in its feed order,
+	// unverified: give them to a Sink.
+	Envelopes []model.Envelope
+	// Last is the server's feed seq this answer covers: ask from it next
+	// time, once Envelopes are stored. It moves past records this node may
+	// not see.
+	Last uint64
+	// More is true when the server stopped before the end of its feed.
+	More bool
+}
+
+// Pull asks peer p for its change feed after seq after, at most
+// DefaultPullLimit entries scanned, and returns what p sent. It does not
+// verify or store anything: Puller does, through a Sink. It honours ctx's
+// cancellation and deadline (DefaultPullTimeout if ctx has none) and
+// resets the stream on any error.
+func Pull(ctx context.Context, h host.Host, p peer.ID, after uint64) (Batch, error) {
+	return pull(ctx, h, p, after, DefaultPullLimit)
+}
+
+func pull(ctx context.Context, h host.Host, p peer.ID, after uint64, limit int) (Batch, error) {
+	req, err := json.Marshal(pullRequest{After: after, Limit: limit})
+	if err != nil {
+		return Batch{}, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultPullTimeout)
+		defer cancel()
+	}
+	s, err := h.NewStream(ctx, p, PullProtocol)
+	if err != nil {
+		return Batch{}, fmt.Errorf("pull from %s: open stream: %w", p, err)
+	}
+	b, err := readAnswer(ctx, s, req, after, limit)
+	if err != nil {
+		_ = s.Reset()
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", err, ctx.Err())
+		}
+		return Batch{}, fmt.Errorf("pull from %s after %d: %w", p, after, err)
+	}
+	_ = s.Close()
+	return b, nil
+}
+
+// readAnswer sends req on s and reads the answer, bounded by the limits.
+func readAnswer(ctx context.Context, s network.Stream, req []byte, after uint64, limit int) (Batch, error) {
+	deadline, _ := ctx.Deadline()
+	if err := s.SetDeadline(deadline); err != nil {
+		return Batch{}, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	if err := WriteFrame(s, req, MaxRequestFrame); err != nil {
+		return Batch{}, fmt.Errorf("send request: %w", err)
+	}
+	if err := s.CloseWrite(); err != nil {
+		return Batch{}, fmt.Errorf("send request: %w", err)
+	}
+	br := bufio.NewReaderSize(s, 64<<10)
+	var out Batch
+	total := 0
+	for {
+		f, err := ReadFrame(br, MaxBatchFrame)
+		if err == io.EOF {
+			return Batch{}, fmt.Errorf("%w: the answer ended without an end frame", ErrProtocol)
+		}
+		if err != nil {
+			return Batch{}, fmt.Errorf("%w: %w", ErrProtocol, err)
+		}
+		if len(f) == 0 {
+			return Batch{}, fmt.Errorf("%w: empty frame", ErrProtocol)
+		}
+		switch f[0] {
+		case kindBatch:
+			envs, n, err := decodeBatch(f[1:])
+			if err != nil {
+				return Batch{}, err
+			}
+			total += n
+			out.Envelopes = append(out.Envelopes, envs...)
+			if len(out.Envelopes) > limit || (total > MaxPullBytes && len(out.Envelopes) > 1) {
+				return Batch{}, fmt.Errorf("%w: the answer is larger than asked for", ErrProtocol)
+			}
+		case kindEnd:
+			last, k := binary.Uvarint(f[1:])
+			if k <= 0 || len(f) != 1+k+1 || f[1+k] > 1 {
+				return Batch{}, fmt.Errorf("%w: malformed end frame", ErrProtocol)
+			}
+			more := f[1+k] == 1
+			if last < after || (last == after && (len(out.Envelopes) > 0 || more)) {
+				return Batch{}, fmt.Errorf("%w: the end frame names seq %d, asked after %d", ErrProtocol, last, after)
+			}
+			out.Last, out.More = last, more
+			if _, err := ReadFrame(br, 0); err != io.EOF {
+				return Batch{}, fmt.Errorf("%w: data after the end frame", ErrProtocol)
+			}
+			return out, nil
+		case kindError:
+			code, k := binary.Uvarint(f[1:])
+			if k <= 0 {
+				return Batch{}, fmt.Errorf("%w: malformed error frame", ErrProtocol)
+			}
+			return Batch{}, fmt.Errorf("%w: %q", errForCode(code), peerText(f[1+k:]))
+		default:
+			return Batch{}, fmt.Errorf("%w: unknown frame kind %#x", ErrProtocol, f[0])
+		}
+	}
+}
+
+// decodeBatch splits a batch frame's body into envelopes. They alias b.
+func decodeBatch(b []byte) ([]model.Envelope, int, error) {
+	if len(b) == 0 {
+		return nil, 0, fmt.Errorf("%w: empty batch", ErrProtocol)
+	}
+	var envs []model.Envelope
+	total := 0
+	for len(b) > 0 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) || n > MaxEnvelopeSize {
+			return nil, 0, fmt.Errorf("%w: bad envelope length in batch", ErrProtocol)
+		}
+		var env model.Envelope
+		if err := env.UnmarshalBinary(b[k : k+int(n)]); err != nil {
+			return nil, 0, fmt.Errorf("%w: %w", ErrProtocol, err)
+		}
+		envs = append(envs, env)
+		total += int(n)
+		b = b[k+int(n):]
+	}
+	return envs, total, nil
+}
+
+// peerText makes a message from a peer safe to show: valid UTF-8, at most
+// 200 bytes.
+func peerText(b []byte) string {
+	if len(b) > 200 {
+		b = b[:200]
+	}
+	return string(bytes.ToValidUTF8(b, []byte(string(utf8.RuneError))))
+}
+
+// Puller catches up with peers' change feeds: it pulls, stores each batch
+// through Sink, and only then advances the peer's checkpoint (CouchDB's
+// rule), so a crash at any point loses nothing and at worst pulls a batch
+// again (stores are idempotent). Set the fields, then call CatchUp; it is
+// safe for concurrent use, and calls for one peer run one at a time.
+type Puller struct {
+	Host        host.Host
+	Sink        Sink
+	Checkpoints Checkpoints
+	// Limit is the number of feed entries each request asks the peer to
+	// scan; DefaultPullLimit if 0.
+	Limit int
+
+	mu   stdsync.Mutex
+	busy map[peer.ID]chan struct{}
+}
+
+// PullStats says what one CatchUp did.
+type PullStats struct {
+	Requests int    // pull requests answered
+	Received int    // envelopes received
+	From, To uint64 // checkpoint before and after
+	Counts          // what Sink did with them
+}
+
+// CatchUp pulls from p until p's feed has nothing more after this node's
+// checkpoint for it. On error, the checkpoint stays at the last batch
+// stored, and stats say what was done.
+func (pl *Puller) CatchUp(ctx context.Context, p peer.ID) (PullStats, error) {
+	var st PullStats
+	if pl.Host == nil || pl.Sink == nil || pl.Checkpoints == nil {
+		return st, errors.New("sync: a Puller needs a host, a sink and checkpoints")
+	}
+	release, err := pl.acquire(ctx, p)
+	if err != nil {
+		return st, err
+	}
+	defer release()
+	after, err := pl.Checkpoints.Checkpoint(p)
+	if err != nil {
+		return st, fmt.Errorf("pull from %s: %w", p, err)
+	}
+	st.From, st.To = after, after
+	limit := pl.Limit
+	if limit <= 0 {
+		limit = DefaultPullLimit
+	}
+	for {
+		b, err := pull(ctx, pl.Host, p, after, limit)
+		if err != nil {
+			return st, err
+		}
+		st.Requests++
+		st.Received += len(b.Envelopes)
+		if len(b.Envelopes) > 0 {
+			c, err := pl.Sink.Store(p, b.Envelopes)
+			if err != nil {
+				return st, fmt.Errorf("store records pulled from %s: %w", p, err)
+			}
+			st.add(c)
+		}
+		if b.Last != after {
+			if err := pl.Checkpoints.SetCheckpoint(p, b.Last); err != nil {
+				return st, fmt.Errorf("pull from %s: %w", p, err)
+			}
+			after, st.To = b.Last, b.Last
+		}
+		if !b.More {
+			return st, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+	}
+}
+
+// acquire waits until no other CatchUp for p runs, or ctx ends.
+func (pl *Puller) acquire(ctx context.Context, p peer.ID) (func(), error) {
+	pl.mu.Lock()
+	if pl.busy == nil {
+		pl.busy = make(map[peer.ID]chan struct{})
+	}
+	ch, ok := pl.busy[p]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		pl.busy[p] = ch
+	}
+	pl.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
