@@ -25,7 +25,7 @@ func DecodeBody(kind Kind, raw json.RawMessage) (any, error) {
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("%w: a %s needs a body", ErrMalformed, kind)
 	}
-	if err := decodeStrict(raw, v); err != nil {
+	if err := DecodeStrict(raw, v); err != nil {
 		return nil, fmt.Errorf("%w: %s body: %v", ErrMalformed, kind, err)
 	}
 	return v, nil

@@ -112,7 +112,7 @@ func (e Envelope) Open() (Payload, error) {
 	if len(e.Payload) > LimitPayload {
 		return p, ErrTooLarge
 	}
-	if err := decodeStrict(e.Payload, &p); err != nil {
+	if err := DecodeStrict(e.Payload, &p); err != nil {
 		return p, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if p.Schema != SchemaVersion {
@@ -135,8 +135,9 @@ func (e Envelope) Open() (Payload, error) {
 	return p, nil
 }
 
-// decodeStrict decodes one JSON value, refusing unknown fields and trailing data.
-func decodeStrict(b []byte, v any) error {
+// DecodeStrict decodes one JSON value from b into v, refusing unknown
+// fields and trailing data: for anything that comes from outside.
+func DecodeStrict(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -9,8 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/inpud/cairn/model"
@@ -74,49 +72,8 @@ func DefaultConfig(dataDir string) Config {
 	}
 }
 
-// Levels a network can have in the federation.
-var Levels = []string{"global", "regional", "national", "local"}
-
-// Profile describes a member network.
-type Profile struct {
-	Slug    string `json:"network"`
-	Name    string `json:"name"`
-	Level   string `json:"level"`
-	Country string `json:"country,omitempty"` // ISO 3166-1 alpha-2, e.g. "TZ"
-	Region  string `json:"region,omitempty"`  // e.g. "eeca", "asia"
-}
-
-var countryPattern = regexp.MustCompile(`^[A-Z]{2}$`)
-
-// Validate checks a profile, one clear sentence per problem.
-func (p Profile) Validate() error {
-	if p.Slug == "" {
-		return &model.FieldError{Field: "network", Msg: "is required: a short name for your network, e.g. --network tanpud"}
-	}
-	if !model.ValidSlug(p.Slug) {
-		return &model.FieldError{Field: "network", Msg: fmt.Sprintf("%q is not a network slug: use lower-case letters, digits and '-', e.g. tanpud", p.Slug)}
-	}
-	if strings.TrimSpace(p.Name) == "" {
-		return &model.FieldError{Field: "name", Msg: "is required: your network's name, e.g. --name \"Tanzania Network of People who Use Drugs\""}
-	}
-	if len([]rune(p.Name)) > model.LimitShort {
-		return &model.FieldError{Field: "name", Msg: fmt.Sprintf("is longer than %d characters", model.LimitShort)}
-	}
-	ok := false
-	for _, l := range Levels {
-		ok = ok || p.Level == l
-	}
-	if !ok {
-		return &model.FieldError{Field: "level", Msg: fmt.Sprintf("%q is not a level: use global, regional, national or local", p.Level)}
-	}
-	if p.Country != "" && !countryPattern.MatchString(p.Country) {
-		return &model.FieldError{Field: "country", Msg: fmt.Sprintf("%q is not a country code: use the two capital letters of ISO 3166-1, e.g. TZ", p.Country)}
-	}
-	if p.Region != "" && !model.ValidSlug(p.Region) {
-		return &model.FieldError{Field: "region", Msg: fmt.Sprintf("%q is not a region name: use lower-case letters, digits and '-', e.g. eeca", p.Region)}
-	}
-	return nil
-}
+// Profile describes a member network (model.Profile).
+type Profile = model.Profile
 
 // Validate checks the parts of the config that do not need the data dir.
 func (c Config) Validate() error {

@@ -199,15 +199,11 @@ func (n *Node) Bootstrap(ctx context.Context) (registry.Result, error) {
 	if !n.fed.Empty() {
 		return registry.Result{}, fmt.Errorf("%w: this node already belongs to the federation with genesis %s; --bootstrap creates a new federation only on a node that belongs to none (leave it out to start this node as it is)", federation.ErrAlreadyExists, n.fed.State().Genesis)
 	}
-	p := n.profile
-	res, err := n.fed.Bootstrap(ctx, registry.GenesisArgs{
-		Network:   registry.Profile{Slug: p.Slug, Name: p.Name, Level: p.Level, Country: p.Country, Region: p.Region},
-		Templates: templates.Builtin(),
-	})
+	res, err := n.fed.Bootstrap(ctx, registry.GenesisArgs{Network: n.profile, Templates: templates.Builtin()})
 	if err != nil {
 		return res, fmt.Errorf("create the federation: %w", err)
 	}
-	n.log.Info("created a new federation", "network", p.Slug, "genesis", n.fed.State().Genesis)
+	n.log.Info("created a new federation", "network", n.profile.Slug, "genesis", n.fed.State().Genesis)
 	return res, n.publishAddrs(ctx)
 }
 

@@ -1,25 +1,10 @@
 package federation
 
-import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"io"
-)
+import "github.com/inpud/cairn/model"
 
-// strictUnmarshal decodes one JSON value, refusing unknown fields and
-// trailing data: invite codes and join requests come from outside.
-func strictUnmarshal(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("trailing data after the JSON value")
-	}
-	return nil
-}
+// strictUnmarshal decodes invite codes and join requests, which come from
+// outside: unknown fields and trailing data are refused.
+func strictUnmarshal(b []byte, v any) error { return model.DecodeStrict(b, v) }
 
 func shortHash(h string) string {
 	if len(h) > 12 {

@@ -28,19 +28,12 @@ const (
 	StatusRetired   Status = "retired"
 )
 
-// Levels a network can have in the federation (node.Levels mirrors them).
-var Levels = []string{"global", "regional", "national", "local"}
+// Levels a network can have in the federation.
+var Levels = model.Levels
 
 // Profile is what a network says about itself: the part an invite carries
-// and UpdateNetwork changes.
-type Profile struct {
-	Slug    string `json:"slug"`
-	Name    string `json:"name"`
-	Level   string `json:"level"`
-	Country string `json:"country,omitempty"` // ISO 3166-1 alpha-2, e.g. "TZ"
-	Region  string `json:"region,omitempty"`  // e.g. "eeca", "asia"
-	Parent  string `json:"parent,omitempty"`  // slug of the network it belongs under, if any
-}
+// and UpdateNetwork changes (model.Profile, with its validation).
+type Profile = model.Profile
 
 // Network is one member organisation of the federation.
 type Network struct {

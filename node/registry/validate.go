@@ -3,8 +3,6 @@ package registry
 import (
 	"crypto/ed25519"
 	"fmt"
-	"regexp"
-	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -74,39 +72,6 @@ func truncate(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n]) + "…"
-}
-
-var countryPattern = regexp.MustCompile(`^[A-Z]{2}$`)
-
-// Validate checks a profile on its own, one clear sentence per problem.
-// The rules are node.Profile's, plus the parent slug. Whether the slug is
-// free and the parent exists is Apply's question.
-func (p Profile) Validate() error {
-	if p.Slug == "" {
-		return &model.FieldError{Field: "network", Msg: "is required: a short name for the network, e.g. tanpud"}
-	}
-	if !model.ValidSlug(p.Slug) {
-		return &model.FieldError{Field: "network", Msg: fmt.Sprintf("%q is not a network slug: use lower-case letters, digits and '-', e.g. tanpud", truncate(p.Slug, 40))}
-	}
-	if err := checkText("name", p.Name, model.LimitShort); err != nil {
-		return err
-	}
-	if !slices.Contains(Levels, p.Level) {
-		return &model.FieldError{Field: "level", Msg: fmt.Sprintf("%q is not a level: use global, regional, national or local", truncate(p.Level, 40))}
-	}
-	if p.Country != "" && !countryPattern.MatchString(p.Country) {
-		return &model.FieldError{Field: "country", Msg: fmt.Sprintf("%q is not a country code: use the two capital letters of ISO 3166-1, e.g. TZ", truncate(p.Country, 40))}
-	}
-	if p.Region != "" && !model.ValidSlug(p.Region) {
-		return &model.FieldError{Field: "region", Msg: fmt.Sprintf("%q is not a region name: use lower-case letters, digits and '-', e.g. eeca", truncate(p.Region, 40))}
-	}
-	if p.Parent != "" && !model.ValidSlug(p.Parent) {
-		return &model.FieldError{Field: "parent", Msg: fmt.Sprintf("%q is not a network slug: use lower-case letters, digits and '-', e.g. inpud", truncate(p.Parent, 40))}
-	}
-	if p.Parent == p.Slug {
-		return &model.FieldError{Field: "parent", Msg: "a network cannot be its own parent"}
-	}
-	return nil
 }
 
 func checkText(field, s string, max int) error {
