@@ -43,7 +43,10 @@ type Config struct {
 	// Bootstrap creates a new federation with this node's network as its
 	// first steward, if the node belongs to none yet.
 	Bootstrap bool
-	Logger    *slog.Logger
+	// SyncInterval is how often the node pulls from every member node it
+	// can reach (`cairn sync now` pulls at once).
+	SyncInterval time.Duration
+	Logger       *slog.Logger
 	// Now is the node's clock. Tests inject one.
 	Now func() time.Time
 }
@@ -69,6 +72,7 @@ func DefaultConfig(dataDir string) Config {
 		Listen:        DefaultListen(),
 		P2P:           p2p.DefaultConfig(),
 		Registry:      federation.DefaultConfig(""),
+		SyncInterval:  30 * time.Second,
 	}
 }
 
@@ -89,6 +93,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxClockAhead <= 0 {
 		return &model.FieldError{Field: "max-clock-ahead", Msg: "must be a positive duration, e.g. 10m"}
+	}
+	if c.SyncInterval < 10*time.Millisecond {
+		return &model.FieldError{Field: "sync-interval", Msg: "must be a duration of at least 10ms, e.g. 30s"}
 	}
 	if err := c.Registry.Validate(); err != nil {
 		return &model.FieldError{Field: "registry", Msg: err.Error()}

@@ -56,6 +56,7 @@ type Node struct {
 	host    host.Host
 	gater   *p2p.Gater
 	fed     *federation.Registry
+	repl    *replication
 	metrics *prometheus.Registry
 	started time.Time
 	unlock  func()
@@ -190,6 +191,12 @@ func (n *Node) Start(ctx context.Context) error {
 	if err := n.publishAddrs(ctx); err != nil {
 		n.log.Warn("could not publish this node's addresses in the registry", "err", err)
 	}
+	repl, err := newReplication(n)
+	if err != nil {
+		return err
+	}
+	n.repl = repl
+	repl.start()
 	return nil
 }
 
@@ -280,6 +287,9 @@ func (n *Node) Close() error {
 			cancel()
 			n.wg.Wait()
 			os.Remove(filepath.Join(n.cfg.DataDir, addrFile))
+		}
+		if n.repl != nil {
+			n.repl.stop()
 		}
 		errs = append(errs, n.fed.Close(), n.host.Close(), n.store.Close())
 		n.unlock()

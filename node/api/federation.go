@@ -33,6 +33,25 @@ func (s *server) routesFederation(v1 func(string, func(http.ResponseWriter, *htt
 	v1("GET /v1/members/{slug}", s.member)
 	v1("POST /v1/members/{slug}/{action}", s.memberAction)
 	v1("POST /v1/templates", s.publishTemplate)
+	v1("POST /v1/sync/now", s.syncNow)
+}
+
+// Syncer is the node's replication, as the API drives it.
+type Syncer interface {
+	SyncNow(ctx context.Context) (any, error)
+}
+
+func (s *server) syncNow(w http.ResponseWriter, r *http.Request) error {
+	sy, ok := s.node.(Syncer)
+	if !ok {
+		return &httpError{code: http.StatusNotImplemented, msg: "this node does not sync"}
+	}
+	res, err := sy.SyncNow(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
 }
 
 // registryError maps a registry refusal to a status code.

@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestShareAndSyncBetweenTwoNetworks: records a network shares with
+// another arrive there, byte for byte; private ones and ones for a third
+// network never do.
+func TestShareAndSyncBetweenTwoNetworks(t *testing.T) {
+	inpud := federationNode(t, "inpud", "global", true)
+	tanpud := federationNode(t, "tanpud", "national", false)
+	ok(t, tanpud, "join", strings.TrimSpace(ok(t, inpud, "invite", "--network", "tanpud", "--name", "TANPUD", "--level", "national")))
+
+	private := strings.TrimSpace(ok(t, tanpud, "priority", "add", "--title", "Kept inside TANPUD", "--kind", "action", "--importance", "3", "--achievability", "3"))
+	shared := strings.TrimSpace(ok(t, tanpud, "priority", "add", "--title", "Naloxone in pharmacies", "--kind", "change", "--importance", "5", "--achievability", "4"))
+	other := strings.TrimSpace(ok(t, tanpud, "priority", "add", "--title", "For VNPUD only", "--kind", "change", "--importance", "2", "--achievability", "2"))
+	if out := ok(t, tanpud, "share", shared, "--audience", "network:inpud"); !strings.Contains(out, "now shared with: network:inpud (version 2)") {
+		t.Fatalf("share printed %q", out)
+	}
+	ok(t, tanpud, "share", other, "--audience", "network:vnpud")
+	fails(t, tanpud, `"everyone" is not an audience`, "share", shared, "--audience", "everyone")
+	fails(t, tanpud, "private cannot be combined", "share", shared, "--audience", "private,members")
+
+	eventually(t, "the shared priority to reach inpud", func() bool {
+		ok(t, inpud, "sync", "now")
+		return len(jsonOf[[]rec](t, ok(t, inpud, "priority", "list", "--origin", "tanpud", "--json"))) > 0
+	})
+	got := jsonOf[[]rec](t, ok(t, inpud, "priority", "list", "--origin", "tanpud", "--json"))
+	if len(got) != 1 || got[0].ID != shared || got[0].Origin != "tanpud" {
+		t.Fatalf("inpud holds %+v; want only the shared priority %s", got, shared)
+	}
+	mine := jsonOf[rec](t, ok(t, tanpud, "priority", "show", shared, "--json"))
+	if got[0].Hash != mine.Hash || got[0].Version != 2 {
+		t.Fatalf("inpud holds version %d hash %s; tanpud wrote version %d hash %s", got[0].Version, got[0].Hash, mine.Version, mine.Hash)
+	}
+	for _, id := range []string{private, other} {
+		fails(t, inpud, "no record with that id", "priority", "show", id)
+	}
+	// inpud cannot change tanpud's record.
+	fails(t, inpud, "only its own network can change it", "priority", "update", shared, "--importance", "1")
+	if out := ok(t, inpud, "sync", "now"); !strings.Contains(out, "tanpud") {
+		t.Errorf("sync now:\n%s", out)
+	}
+}

@@ -1,0 +1,224 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	stdsync "sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/inpud/cairn/model"
+	"github.com/inpud/cairn/node/registry"
+	"github.com/inpud/cairn/node/store"
+	cairnsync "github.com/inpud/cairn/sync"
+)
+
+// replication wires package sync into the node: it serves this node's
+// change feed to member nodes (filtered by each record's audience) and
+// pulls from every member node it can reach, every SyncInterval and on
+// `cairn sync now`.
+type replication struct {
+	n        *Node
+	server   *cairnsync.PullServer
+	puller   *cairnsync.Puller
+	interval time.Duration
+
+	round  stdsync.Mutex // one round at a time
+	cancel context.CancelFunc
+	wg     stdsync.WaitGroup
+}
+
+func newReplication(n *Node) (*replication, error) {
+	srv, err := cairnsync.NewPullServer(storeFeed{n.store}, registryMembers{n}, cairnsync.DefaultPullConfig())
+	if err != nil {
+		return nil, err
+	}
+	r := &replication{n: n, server: srv, interval: n.cfg.SyncInterval,
+		puller: &cairnsync.Puller{Host: n.host, Sink: recordSink{n}, Checkpoints: storeCheckpoints{n.store}}}
+	n.host.SetStreamHandler(cairnsync.PullProtocol, n.gater.GuardStream(false, srv.Handle))
+	return r, nil
+}
+
+// start launches the periodic pull; stop ends it and waits.
+func (r *replication) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.wg.Go(func() {
+		t := time.NewTicker(r.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				r.Round(ctx)
+			}
+		}
+	})
+}
+
+func (r *replication) stop() {
+	r.n.host.RemoveStreamHandler(cairnsync.PullProtocol)
+	if r.cancel != nil {
+		r.cancel()
+		r.wg.Wait()
+	}
+}
+
+// PeerSync is what one round did with one member node.
+type PeerSync struct {
+	ID       string `json:"id"` // the peer's node ID
+	Network  string `json:"network"`
+	Received int    `json:"received"`
+	Stored   int    `json:"stored"`
+	Rejected int    `json:"rejected"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Round pulls from every other active member node whose address this node
+// knows, one after another.
+func (r *replication) Round(ctx context.Context) []PeerSync {
+	r.round.Lock()
+	defer r.round.Unlock()
+	type target struct {
+		id      peer.ID
+		network string
+	}
+	var targets []target
+	r.n.fed.View(func(s *registry.State) {
+		for _, k := range s.Peers() {
+			if k.PeerID == r.n.ID() {
+				continue
+			}
+			if _, _, ok := s.Member(k.PeerID); !ok {
+				continue
+			}
+			if id, err := peer.Decode(k.PeerID); err == nil {
+				targets = append(targets, target{id, k.Network})
+			}
+		}
+	})
+	out := make([]PeerSync, 0, len(targets))
+	for _, t := range targets {
+		ps := PeerSync{ID: t.id.String(), Network: t.network}
+		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		if r.n.host.Network().Connectedness(t.id) != network.Connected {
+			r.n.host.Connect(pctx, peer.AddrInfo{ID: t.id})
+		}
+		st, err := r.puller.CatchUp(pctx, t.id)
+		cancel()
+		ps.Received, ps.Stored, ps.Rejected = st.Received, st.Stored, st.Rejected
+		if err != nil {
+			ps.Error = err.Error()
+			r.n.log.Debug("sync: pull failed", "peer", t.id, "network", t.network, "err", err)
+		}
+		out = append(out, ps)
+	}
+	return out
+}
+
+// SyncNow pulls from every reachable member node now and reports, per
+// node, what it received ([]PeerSync).
+func (n *Node) SyncNow(ctx context.Context) (any, error) {
+	if n.repl == nil {
+		return nil, errors.New("the node is not started")
+	}
+	return n.repl.Round(ctx), nil
+}
+
+// storeFeed serves the record store's change feed.
+type storeFeed struct{ st *store.Store }
+
+func (f storeFeed) Feed(after uint64, limit int) ([]cairnsync.Entry, uint64, error) {
+	sts, last, err := f.st.Feed(after, limit)
+	if err != nil {
+		return nil, after, err
+	}
+	out := make([]cairnsync.Entry, len(sts))
+	for i, s := range sts {
+		out[i] = cairnsync.Entry{Seq: s.Seq, Env: s.Envelope, Payload: s.Payload}
+	}
+	return out, last, nil
+}
+
+// registryMembers says who a requesting node is, from the registry.
+type registryMembers struct{ n *Node }
+
+func (m registryMembers) Reader(p peer.ID) (model.Reader, bool) {
+	var r model.Reader
+	known := false
+	m.n.fed.View(func(s *registry.State) {
+		k, ok := s.Node(p.String())
+		if !ok {
+			return
+		}
+		net, ok := s.Network(k.Network)
+		if !ok {
+			return
+		}
+		known = true
+		_, _, member := s.Member(p.String())
+		r = model.Reader{Network: net.Slug, Region: net.Region, Member: member}
+	})
+	return r, known
+}
+
+// recordSink verifies what a peer sent, as a receiver must, and stores the
+// versions that pass in durable batches.
+type recordSink struct{ n *Node }
+
+// errAuthorUnknown makes the Puller offer a batch again later: its author's
+// key may not have reached this node's registry yet.
+var errAuthorUnknown = errors.New("a record's author is not (yet) in this node's registry")
+
+func (s recordSink) Store(from peer.ID, envs []model.Envelope) (cairnsync.Counts, error) {
+	var c cairnsync.Counts
+	self := model.Reader{Network: s.n.profile.Slug, Region: s.n.profile.Region, Member: true}
+	good := make([]model.Envelope, 0, len(envs))
+	st := s.n.fed.State()
+	for _, env := range envs {
+		p, err := s.n.records.Check(env)
+		if err != nil {
+			c.Rejected++
+			continue
+		}
+		key, ok := st.Node(p.Author)
+		if !ok {
+			return cairnsync.Counts{}, fmt.Errorf("%w: %s", errAuthorUnknown, p.Author)
+		}
+		// Verified against the origin's registered key, whoever relayed it;
+		// a revoked key's versions count only if dated before its cutoff.
+		if key.Network != p.Origin || (key.Revoked && p.HLC.Millis() >= key.Cutoff) {
+			c.Rejected++
+			continue
+		}
+		if p.Origin != self.Network && !p.Audience.Admits(self) {
+			c.Rejected++
+			continue
+		}
+		good = append(good, env)
+	}
+	for len(good) > 0 {
+		k := min(len(good), store.MaxBatch)
+		res, err := s.n.store.Put(good[:k]...)
+		if err != nil {
+			return c, fmt.Errorf("store records from %s: %w", from, err)
+		}
+		c.Stored += len(res.Stored)
+		c.Duplicates += res.Duplicates
+		good = good[k:]
+	}
+	return c, nil
+}
+
+// storeCheckpoints keeps pull checkpoints in the record store.
+type storeCheckpoints struct{ st *store.Store }
+
+func (c storeCheckpoints) Checkpoint(p peer.ID) (uint64, error) { return c.st.Checkpoint(p.String()) }
+
+func (c storeCheckpoints) SetCheckpoint(p peer.ID, seq uint64) error {
+	return c.st.SetCheckpoint(p.String(), seq)
+}
