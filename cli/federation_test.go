@@ -14,8 +14,17 @@ import (
 )
 
 // federationNode starts a real node of network slug on loopback, with the
-// registry's fast timings; bootstrap creates a new federation.
+// registry's fast timings; bootstrap creates a new federation. It stops at
+// the end of the test.
 func federationNode(t *testing.T, slug, level string, bootstrap bool) string {
+	t.Helper()
+	_, dir := startFederationNode(t, slug, level, bootstrap)
+	return dir
+}
+
+// startFederationNode is federationNode, also returning the node for tests
+// that stop it themselves.
+func startFederationNode(t *testing.T, slug, level string, bootstrap bool) (*node.Node, string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), slug)
 	cfg := node.DefaultConfig(dir)
@@ -33,7 +42,7 @@ func federationNode(t *testing.T, slug, level string, bootstrap bool) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
-	return dir
+	return n, dir
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {

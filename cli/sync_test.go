@@ -44,3 +44,45 @@ func TestShareAndSyncBetweenTwoNetworks(t *testing.T) {
 		t.Errorf("sync now:\n%s", out)
 	}
 }
+
+// TestRelayWhileOriginOffline: A's records reach C through B while A is
+// offline, and C verifies them against A's key from the registry.
+func TestRelayWhileOriginOffline(t *testing.T) {
+	inpud := federationNode(t, "inpud", "global", true)
+	anpud := federationNode(t, "anpud", "regional", false)
+	ok(t, anpud, "join", strings.TrimSpace(ok(t, inpud, "invite", "--network", "anpud", "--name", "ANPUD", "--level", "regional", "--role", "steward")))
+	// tanpud's node is started and stopped by hand: it is the origin that goes offline.
+	tanpudNode, tanpud := startFederationNode(t, "tanpud", "national", false)
+	ok(t, tanpud, "join", strings.TrimSpace(ok(t, inpud, "invite", "--network", "tanpud", "--name", "TANPUD", "--level", "national")))
+	vnpud := federationNode(t, "vnpud", "national", false)
+	ok(t, vnpud, "join", strings.TrimSpace(ok(t, anpud, "invite", "--network", "vnpud", "--name", "VNPUD", "--level", "national")))
+
+	forAll := strings.TrimSpace(ok(t, tanpud, "priority", "add", "--title", "OAT take-home doses", "--kind", "change", "--importance", "5", "--achievability", "3"))
+	ok(t, tanpud, "share", forAll, "--audience", "members")
+	forVnpud := strings.TrimSpace(ok(t, tanpud, "priority", "add", "--title", "For VNPUD only", "--kind", "action", "--importance", "2", "--achievability", "4"))
+	ok(t, tanpud, "share", forVnpud, "--audience", "network:vnpud")
+
+	// anpud pulls from tanpud; then tanpud goes offline.
+	eventually(t, "anpud to hold tanpud's shared priority", func() bool {
+		ok(t, anpud, "sync", "now")
+		_, _, err := cairn(t, anpud, "priority", "show", forAll)
+		return err == nil
+	})
+	fails(t, anpud, "no record with that id", "priority", "show", forVnpud)
+	if err := tanpudNode.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// vnpud gets the members-wide record through anpud, verified against
+	// tanpud's key; the one for vnpud alone never reached anpud, so it
+	// waits for tanpud to come back.
+	eventually(t, "vnpud to receive tanpud's record through anpud", func() bool {
+		ok(t, vnpud, "sync", "now")
+		_, _, err := cairn(t, vnpud, "priority", "show", forAll)
+		return err == nil
+	})
+	got := jsonOf[rec](t, ok(t, vnpud, "priority", "show", forAll, "--json"))
+	if got.Origin != "tanpud" || got.Version != 2 {
+		t.Fatalf("relayed record: %+v", got)
+	}
+	fails(t, vnpud, "no record with that id", "priority", "show", forVnpud)
+}
