@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"net/url"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -48,6 +49,36 @@ func syncCommand() *cli.Command {
 		Usage: "replication with the other member nodes",
 		Subcommands: []*cli.Command{
 			{
+				Name:  "status",
+				Usage: "this node's feed head, when it last pulled, what it served, and each member node's state",
+				Action: func(c *cli.Context) error {
+					var st struct {
+						ID        string      `json:"id"`
+						FeedHead  uint64      `json:"feed_head"`
+						Interval  string      `json:"interval"`
+						LastRound time.Time   `json:"last_round"`
+						Served    servedStats `json:"served"`
+						Peers     []peerState `json:"peers"`
+					}
+					if err := call(c, "GET", "/v1/sync/status", nil, &st); err != nil {
+						return err
+					}
+					if wantJSON(c) {
+						return printJSON(c.App.Writer, st)
+					}
+					w := c.App.Writer
+					fmt.Fprintf(w, "Feed head:  %d\n", st.FeedHead)
+					last := "not yet"
+					if !st.LastRound.IsZero() {
+						last = st.LastRound.Format("2006-01-02 15:04:05")
+					}
+					fmt.Fprintf(w, "Pulls:      every %s; last round %s\n", st.Interval, last)
+					fmt.Fprintf(w, "Served:     %d pull requests answered, %d refused, %d malformed\n", st.Served.Served, st.Served.Refused, st.Served.Malformed)
+					fmt.Fprintln(w)
+					return printPeers(c, st.Peers)
+				},
+			},
+			{
 				Name:  "now",
 				Usage: "pull new records from every member node this node can reach, now",
 				Action: func(c *cli.Context) error {
@@ -72,4 +103,60 @@ func syncCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+type servedStats struct {
+	Served    uint64 `json:"Served"`
+	Refused   uint64 `json:"Refused"`
+	Malformed uint64 `json:"Malformed"`
+}
+
+type peerState struct {
+	ID        string    `json:"id"`
+	Network   string    `json:"network"`
+	Address   string    `json:"address"`
+	Connected bool      `json:"connected"`
+	LastPull  time.Time `json:"last_pull"`
+	LastError string    `json:"last_error"`
+	Lag       uint64    `json:"lag"`
+	Received  int       `json:"received"`
+	Rejected  int       `json:"rejected"`
+}
+
+func peersCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "peers",
+		Usage: "member nodes this node replicates with: address, network, last pull, lag, records received and rejected",
+		Action: func(c *cli.Context) error {
+			var ps []peerState
+			if err := call(c, "GET", "/v1/peers", nil, &ps); err != nil {
+				return err
+			}
+			if wantJSON(c) {
+				return printJSON(c.App.Writer, ps)
+			}
+			return printPeers(c, ps)
+		},
+	}
+}
+
+func printPeers(c *cli.Context, ps []peerState) error {
+	if len(ps) == 0 {
+		fmt.Fprintln(c.App.Writer, "No member nodes pulled from yet.")
+		return nil
+	}
+	tw := table(c.App.Writer)
+	fmt.Fprintln(tw, "NETWORK\tNODE\tADDRESS\tLAST PULL\tLAG\tRECEIVED\tREJECTED\tPROBLEM")
+	for _, p := range ps {
+		addr := p.Address
+		if !p.Connected {
+			addr = "(not connected)"
+		}
+		last := "never"
+		if !p.LastPull.IsZero() {
+			last = p.LastPull.Format("15:04:05")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", p.Network, shortID(p.ID), addr, last, p.Lag, p.Received, p.Rejected, p.LastError)
+	}
+	return tw.Flush()
 }

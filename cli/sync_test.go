@@ -43,6 +43,26 @@ func TestShareAndSyncBetweenTwoNetworks(t *testing.T) {
 	if out := ok(t, inpud, "sync", "now"); !strings.Contains(out, "tanpud") {
 		t.Errorf("sync now:\n%s", out)
 	}
+	// peers and sync status say what came from whom.
+	ps := jsonOf[[]struct {
+		ID        string `json:"id"`
+		Network   string `json:"network"`
+		Connected bool   `json:"connected"`
+		Address   string `json:"address"`
+		Received  int    `json:"received"`
+		Rejected  int    `json:"rejected"`
+		Lag       uint64 `json:"lag"`
+	}](t, ok(t, inpud, "peers", "--json"))
+	if len(ps) != 1 || ps[0].Network != "tanpud" || !ps[0].Connected || !strings.HasPrefix(ps[0].Address, "/ip4/127.0.0.1/") || ps[0].Received < 1 || ps[0].Rejected != 0 || ps[0].Lag != 0 || ps[0].ID == "" {
+		t.Fatalf("peers: %+v", ps)
+	}
+	if out := ok(t, inpud, "peers"); !strings.Contains(out, "tanpud") || !strings.Contains(out, "RECEIVED") {
+		t.Errorf("peers:\n%s", out)
+	}
+	st := ok(t, tanpud, "sync", "status")
+	if !strings.Contains(st, "Feed head:  5") || !strings.Contains(st, "pull requests answered") {
+		t.Errorf("sync status on the origin:\n%s", st)
+	}
 }
 
 // TestRelayWhileOriginOffline: A's records reach C through B while A is

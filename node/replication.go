@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	stdsync "sync"
 	"time"
 
@@ -29,6 +31,26 @@ type replication struct {
 	round  stdsync.Mutex // one round at a time
 	cancel context.CancelFunc
 	wg     stdsync.WaitGroup
+
+	mu        stdsync.Mutex
+	peers     map[peer.ID]*PeerState // guarded by mu
+	lastRound time.Time              // guarded by mu
+}
+
+// PeerState is what this node knows of its replication with one member node.
+type PeerState struct {
+	ID         string    `json:"id"` // the peer's node ID
+	Network    string    `json:"network"`
+	Address    string    `json:"address,omitempty"` // of the live connection, if any
+	Connected  bool      `json:"connected"`
+	LastPull   time.Time `json:"last_pull,omitzero"`
+	LastError  string    `json:"last_error,omitempty"`
+	Checkpoint uint64    `json:"checkpoint"` // how far this node has pulled the peer's feed
+	Head       uint64    `json:"head"`       // the peer's feed head when last pulled
+	Lag        uint64    `json:"lag"`        // head minus checkpoint
+	Received   int       `json:"received"`   // envelopes received from it, all time since start
+	Stored     int       `json:"stored"`
+	Rejected   int       `json:"rejected"`
 }
 
 func newReplication(n *Node) (*replication, error) {
@@ -36,7 +58,7 @@ func newReplication(n *Node) (*replication, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &replication{n: n, server: srv, interval: n.cfg.SyncInterval,
+	r := &replication{n: n, server: srv, interval: n.cfg.SyncInterval, peers: map[peer.ID]*PeerState{},
 		puller: &cairnsync.Puller{Host: n.host, Sink: recordSink{n}, Checkpoints: storeCheckpoints{n.store}}}
 	n.host.SetStreamHandler(cairnsync.PullProtocol, n.gater.GuardStream(false, srv.Handle))
 	return r, nil
@@ -115,9 +137,85 @@ func (r *replication) Round(ctx context.Context) []PeerSync {
 			ps.Error = err.Error()
 			r.n.log.Debug("sync: pull failed", "peer", t.id, "network", t.network, "err", err)
 		}
+		r.record(t.id, t.network, st, err)
 		out = append(out, ps)
 	}
+	r.mu.Lock()
+	r.lastRound = time.Now()
+	r.mu.Unlock()
 	return out
+}
+
+func (r *replication) record(id peer.ID, network string, st cairnsync.PullStats, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ps := r.peers[id]
+	if ps == nil {
+		ps = &PeerState{ID: id.String()}
+		r.peers[id] = ps
+	}
+	ps.Network = network
+	ps.LastPull = time.Now().UTC()
+	ps.Received += st.Received
+	ps.Stored += st.Stored
+	ps.Rejected += st.Rejected
+	ps.Checkpoint = st.To
+	ps.LastError = ""
+	if err != nil {
+		ps.LastError = err.Error()
+		return
+	}
+	ps.Head = st.To // caught up: the last seq the peer scanned is its head
+}
+
+// Peers reports every member node this node has pulled from or is
+// connected to, with its replication state.
+func (r *replication) Peers() []PeerState {
+	r.mu.Lock()
+	out := make([]PeerState, 0, len(r.peers))
+	for id, ps := range r.peers {
+		p := *ps
+		p.Lag = 0
+		if p.Head > p.Checkpoint {
+			p.Lag = p.Head - p.Checkpoint
+		}
+		if conns := r.n.host.Network().ConnsToPeer(id); len(conns) > 0 {
+			p.Connected, p.Address = true, conns[0].RemoteMultiaddr().String()
+		}
+		out = append(out, p)
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b PeerState) int { return strings.Compare(a.Network+a.ID, b.Network+b.ID) })
+	return out
+}
+
+// SyncStatus is what `cairn sync status` shows.
+type SyncStatus struct {
+	ID        string                    `json:"id"` // this node's peer ID
+	FeedHead  uint64                    `json:"feed_head"`
+	Interval  string                    `json:"interval"`
+	LastRound time.Time                 `json:"last_round,omitzero"`
+	Server    cairnsync.PullServerStats `json:"served"`
+	Peers     []PeerState               `json:"peers"`
+}
+
+// Peers reports the member nodes this node replicates with ([]PeerState).
+func (n *Node) Peers() (any, error) {
+	if n.repl == nil {
+		return nil, errors.New("the node is not started")
+	}
+	return n.repl.Peers(), nil
+}
+
+// SyncStatus reports replication as a whole (SyncStatus).
+func (n *Node) SyncStatus() (any, error) {
+	if n.repl == nil {
+		return nil, errors.New("the node is not started")
+	}
+	n.repl.mu.Lock()
+	last := n.repl.lastRound
+	n.repl.mu.Unlock()
+	return SyncStatus{ID: n.ID(), FeedHead: n.store.Head(), Interval: n.cfg.SyncInterval.String(), LastRound: last, Server: n.repl.server.Stats(), Peers: n.repl.Peers()}, nil
 }
 
 // SyncNow pulls from every reachable member node now and reports, per

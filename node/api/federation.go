@@ -34,11 +34,32 @@ func (s *server) routesFederation(v1 func(string, func(http.ResponseWriter, *htt
 	v1("POST /v1/members/{slug}/{action}", s.memberAction)
 	v1("POST /v1/templates", s.publishTemplate)
 	v1("POST /v1/sync/now", s.syncNow)
+	v1("GET /v1/sync/status", func(w http.ResponseWriter, r *http.Request) error {
+		return s.syncView(w, func(sy Syncer) (any, error) { return sy.SyncStatus() })
+	})
+	v1("GET /v1/peers", func(w http.ResponseWriter, r *http.Request) error {
+		return s.syncView(w, func(sy Syncer) (any, error) { return sy.Peers() })
+	})
 }
 
 // Syncer is the node's replication, as the API drives it.
 type Syncer interface {
 	SyncNow(ctx context.Context) (any, error)
+	SyncStatus() (any, error)
+	Peers() (any, error)
+}
+
+func (s *server) syncView(w http.ResponseWriter, get func(Syncer) (any, error)) error {
+	sy, ok := s.node.(Syncer)
+	if !ok {
+		return &httpError{code: http.StatusNotImplemented, msg: "this node does not sync"}
+	}
+	v, err := get(sy)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
 }
 
 func (s *server) syncNow(w http.ResponseWriter, r *http.Request) error {
