@@ -40,6 +40,7 @@ func nodeFlags() []cli.Flag {
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "registry-election-timeout", Usage: "how long a registry election may take before another starts", EnvVars: []string{"CAIRN_REGISTRY_ELECTION_TIMEOUT"}, Value: def.Registry.ElectionTimeout}),
 		altsrc.NewUint64Flag(&cli.Uint64Flag{Name: "registry-snapshot-threshold", Usage: "registry log entries between snapshots", EnvVars: []string{"CAIRN_REGISTRY_SNAPSHOT_THRESHOLD"}, Value: def.Registry.SnapshotThreshold}),
 		altsrc.NewUint64Flag(&cli.Uint64Flag{Name: "registry-trailing-logs", Usage: "registry log entries kept after a snapshot, for replicas that fall behind", EnvVars: []string{"CAIRN_REGISTRY_TRAILING_LOGS"}, Value: def.Registry.TrailingLogs}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "peer", Usage: "a member node's address, /ip4/…/tcp/…/p2p/PEERID (repeat for several; the registry supplies the rest)", EnvVars: []string{"CAIRN_PEER"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "sync-interval", Usage: "how often to pull from every member node this node can reach", EnvVars: []string{"CAIRN_SYNC_INTERVAL"}, Value: def.SyncInterval}),
 		&cli.BoolFlag{Name: "bootstrap", Usage: "create a new federation with this network as its first steward"},
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Usage: "text or json", EnvVars: []string{"CAIRN_LOG_FORMAT"}, Value: "text"}),
@@ -110,6 +111,7 @@ func nodeConfig(c *cli.Context) (node.Config, error) {
 	cfg.Listen = c.StringSlice("listen")
 	cfg.Bootstrap = c.Bool("bootstrap")
 	cfg.SyncInterval = c.Duration("sync-interval")
+	cfg.Peers = c.StringSlice("peer")
 	cfg.Registry.HeartbeatTimeout = c.Duration("registry-heartbeat-timeout")
 	cfg.Registry.ElectionTimeout = c.Duration("registry-election-timeout")
 	cfg.Registry.SnapshotThreshold = c.Uint64("registry-snapshot-threshold")

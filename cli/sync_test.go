@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -63,6 +64,26 @@ func TestShareAndSyncBetweenTwoNetworks(t *testing.T) {
 	if !strings.Contains(st, "Feed head:  5") || !strings.Contains(st, "pull requests answered") {
 		t.Errorf("sync status on the origin:\n%s", st)
 	}
+
+	// A suspended member gets nothing new; reinstated, it catches up.
+	news := strings.TrimSpace(ok(t, inpud, "priority", "add", "--title", "Global: decriminalise possession", "--kind", "change", "--importance", "5", "--achievability", "2"))
+	ok(t, inpud, "member", "suspend", "tanpud")
+	ok(t, inpud, "share", news, "--audience", "members")
+	for range 3 {
+		cairn(t, tanpud, "sync", "now")
+	}
+	fails(t, tanpud, "no record with that id", "priority", "show", news)
+	ok(t, inpud, "member", "reinstate", "tanpud")
+	eventually(t, "the reinstated member to catch up", func() bool {
+		cairn(t, tanpud, "sync", "now")
+		_, _, err := cairn(t, tanpud, "priority", "show", news)
+		return err == nil
+	})
+}
+
+func TestPeerFlagIsChecked(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "x")
+	fails(t, dir, `peer: "/ip4/127.0.0.1/tcp/7411" is not a peer address: give a multiaddr ending in /p2p/PEERID`, "init", "--network", "x", "--name", "X", "--level", "local", "--peer", "/ip4/127.0.0.1/tcp/7411")
 }
 
 // TestRelayWhileOriginOffline: A's records reach C through B while A is

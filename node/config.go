@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/inpud/cairn/model"
 	"github.com/inpud/cairn/node/federation"
 	"github.com/inpud/cairn/node/p2p"
@@ -46,7 +48,10 @@ type Config struct {
 	// SyncInterval is how often the node pulls from every member node it
 	// can reach (`cairn sync now` pulls at once).
 	SyncInterval time.Duration
-	Logger       *slog.Logger
+	// Peers are member nodes' addresses known in advance, each a multiaddr
+	// ending in /p2p/PEERID; the registry supplies the rest.
+	Peers  []string
+	Logger *slog.Logger
 	// Now is the node's clock. Tests inject one.
 	Now func() time.Time
 }
@@ -93,6 +98,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxClockAhead <= 0 {
 		return &model.FieldError{Field: "max-clock-ahead", Msg: "must be a positive duration, e.g. 10m"}
+	}
+	for _, a := range c.Peers {
+		if _, err := peer.AddrInfoFromString(a); err != nil {
+			return &model.FieldError{Field: "peer", Msg: fmt.Sprintf("%q is not a peer address: give a multiaddr ending in /p2p/PEERID, e.g. /ip4/198.51.100.7/tcp/7411/p2p/12D3KooW…", a)}
+		}
 	}
 	if c.SyncInterval < 10*time.Millisecond {
 		return &model.FieldError{Field: "sync-interval", Msg: "must be a duration of at least 10ms, e.g. 30s"}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/inpud/cairn/model"
@@ -154,6 +155,11 @@ func (n *Node) openNetwork(key ed25519.PrivateKey) error {
 	}
 	n.host, n.fed = h, fed
 	n.gater.SetAllow(fed.Allowed)
+	for _, a := range n.cfg.Peers {
+		if ai, err := peer.AddrInfoFromString(a); err == nil {
+			h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
+		}
+	}
 	return nil
 }
 
