@@ -328,7 +328,7 @@ func TestPullRefusesStrangersAndFormerMembers(t *testing.T) {
 			t.Fatalf("%s got something: %+v", n.self.Network, st)
 		}
 	}
-	if got := inpud.srv.Stats(); got.Refused != 2 || got.Served != 0 {
+	if got := waitStats(inpud.srv, func(g PullServerStats) bool { return g.Refused == 2 }); got.Refused != 2 || got.Served != 0 {
 		t.Fatalf("server stats %+v, want 2 refused", got)
 	}
 }
@@ -402,7 +402,8 @@ func TestPullServerSurvivesHostileRequests(t *testing.T) {
 			}
 		})
 	}
-	if got := inpud.srv.Stats(); got.Malformed != uint64(len(reset)+len(refused)) || got.Served != 0 {
+	want := uint64(len(reset) + len(refused))
+	if got := waitStats(inpud.srv, func(g PullServerStats) bool { return g.Malformed == want }); got.Malformed != want || got.Served != 0 {
 		t.Fatalf("server stats %+v, want %d malformed", got, len(reset)+len(refused))
 	}
 
@@ -633,7 +634,7 @@ func TestPullReportsFeedFailures(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) || st.Stored != feedPage || ehrn.checkpoint(t, inpud.h.ID()) != feedPage {
 		t.Fatalf("catch-up across a failing feed: %+v, %v", st, err)
 	}
-	if got := srv.Stats(); got.Failed != 2 {
+	if got := waitStats(srv, func(g PullServerStats) bool { return g.Failed == 2 }); got.Failed != 2 {
 		t.Fatalf("server stats %+v, want 2 failed", got)
 	}
 }
@@ -650,4 +651,15 @@ func TestConfigValidate(t *testing.T) {
 	if _, err := NewPullServer(nil, newRegistry(), DefaultPullConfig()); err == nil {
 		t.Error("NewPullServer without a feed: no error")
 	}
+}
+
+// waitStats returns the server's stats once done says they are complete, or
+// after 10 s. The server counts an outcome after its last frame is on the
+// wire, so a client can be ahead of the count.
+func waitStats(srv *PullServer, done func(PullServerStats) bool) PullServerStats {
+	deadline := time.Now().Add(10 * time.Second)
+	for !done(srv.Stats()) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return srv.Stats()
 }
