@@ -3,10 +3,10 @@ package cli
 import (
 	"fmt"
 	"net/url"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/inpud/cairn/node"
 	"github.com/inpud/cairn/node/api"
 )
 
@@ -33,16 +33,6 @@ func shareCommand() *cli.Command {
 	}
 }
 
-// peerSync mirrors node.PeerSync for printing.
-type peerSync struct {
-	ID       string `json:"id"`
-	Network  string `json:"network"`
-	Received int    `json:"received"`
-	Stored   int    `json:"stored"`
-	Rejected int    `json:"rejected"`
-	Error    string `json:"error,omitempty"`
-}
-
 func syncCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "sync",
@@ -52,14 +42,7 @@ func syncCommand() *cli.Command {
 				Name:  "status",
 				Usage: "this node's feed head, when it last pulled, what it served, and each member node's state",
 				Action: func(c *cli.Context) error {
-					var st struct {
-						ID        string      `json:"id"`
-						FeedHead  uint64      `json:"feed_head"`
-						Interval  string      `json:"interval"`
-						LastRound time.Time   `json:"last_round"`
-						Served    servedStats `json:"served"`
-						Peers     []peerState `json:"peers"`
-					}
+					var st node.SyncStatus
 					if err := call(c, "GET", "/v1/sync/status", nil, &st); err != nil {
 						return err
 					}
@@ -73,7 +56,7 @@ func syncCommand() *cli.Command {
 						last = st.LastRound.Format("2006-01-02 15:04:05")
 					}
 					fmt.Fprintf(w, "Pulls:      every %s; last round %s\n", st.Interval, last)
-					fmt.Fprintf(w, "Served:     %d pull requests answered, %d refused, %d malformed\n", st.Served.Served, st.Served.Refused, st.Served.Malformed)
+					fmt.Fprintf(w, "Served:     %d pull requests answered, %d refused, %d malformed\n", st.Server.Served, st.Server.Refused, st.Server.Malformed)
 					fmt.Fprintln(w)
 					return printPeers(c, st.Peers)
 				},
@@ -82,7 +65,7 @@ func syncCommand() *cli.Command {
 				Name:  "now",
 				Usage: "pull new records from every member node this node can reach, now",
 				Action: func(c *cli.Context) error {
-					var res []peerSync
+					var res []node.PeerSync
 					if err := call(c, "POST", "/v1/sync/now", nil, &res); err != nil {
 						return err
 					}
@@ -105,30 +88,12 @@ func syncCommand() *cli.Command {
 	}
 }
 
-type servedStats struct {
-	Served    uint64 `json:"Served"`
-	Refused   uint64 `json:"Refused"`
-	Malformed uint64 `json:"Malformed"`
-}
-
-type peerState struct {
-	ID        string    `json:"id"`
-	Network   string    `json:"network"`
-	Address   string    `json:"address"`
-	Connected bool      `json:"connected"`
-	LastPull  time.Time `json:"last_pull"`
-	LastError string    `json:"last_error"`
-	Lag       uint64    `json:"lag"`
-	Received  int       `json:"received"`
-	Rejected  int       `json:"rejected"`
-}
-
 func peersCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "peers",
 		Usage: "member nodes this node replicates with: address, network, last pull, lag, records received and rejected",
 		Action: func(c *cli.Context) error {
-			var ps []peerState
+			var ps []node.PeerState
 			if err := call(c, "GET", "/v1/peers", nil, &ps); err != nil {
 				return err
 			}
@@ -140,7 +105,7 @@ func peersCommand() *cli.Command {
 	}
 }
 
-func printPeers(c *cli.Context, ps []peerState) error {
+func printPeers(c *cli.Context, ps []node.PeerState) error {
 	if len(ps) == 0 {
 		fmt.Fprintln(c.App.Writer, "No member nodes pulled from yet.")
 		return nil

@@ -224,10 +224,8 @@ func (r *Registry) sendJoin(ctx context.Context, to peer.ID, req []byte) (regist
 // one thing, a signed registry.Join command for this federation.
 func (r *Registry) handleJoin(s network.Stream) {
 	defer s.Close()
-	s.SetDeadline(time.Now().Add(r.cfg.ApplyTimeout))
-	b, err := readFrame(bufio.NewReader(s))
-	if err != nil {
-		s.Reset()
+	b, ok := r.readRequest(s)
+	if !ok {
 		return
 	}
 	var req joinRequest

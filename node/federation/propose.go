@@ -139,10 +139,8 @@ func writeAnswer(s network.Stream, res registry.Result, err error) {
 // already refused non-members.
 func (r *Registry) handlePropose(s network.Stream) {
 	defer s.Close()
-	s.SetDeadline(time.Now().Add(r.cfg.ApplyTimeout))
-	b, err := readFrame(bufio.NewReader(s))
-	if err != nil {
-		s.Reset()
+	b, ok := r.readRequest(s)
+	if !ok {
 		return
 	}
 	sc, err := registry.DecodeSigned(b)
@@ -158,4 +156,16 @@ func (r *Registry) handlePropose(s network.Stream) {
 	defer cancel()
 	res, err, _ := r.submitOnce(ctx, sc)
 	writeAnswer(s, res, err)
+}
+
+// readRequest reads the one request frame of a propose or join stream,
+// under the apply timeout; on failure it resets the stream.
+func (r *Registry) readRequest(s network.Stream) ([]byte, bool) {
+	s.SetDeadline(time.Now().Add(r.cfg.ApplyTimeout))
+	b, err := readFrame(bufio.NewReader(s))
+	if err != nil {
+		s.Reset()
+		return nil, false
+	}
+	return b, true
 }

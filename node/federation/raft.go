@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	stdsync "sync"
 	"time"
@@ -494,9 +495,7 @@ func (r *Registry) Status() (RaftStatus, error) {
 	}
 	_, leader := r.raft.LeaderWithID()
 	st.Leader = string(leader)
-	var commit uint64
-	fmtSscan(r.raft.Stats()["commit_index"], &commit)
-	st.CommitIndex = commit
+	st.CommitIndex, _ = strconv.ParseUint(r.raft.Stats()["commit_index"], 10, 64)
 	f := r.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return st, err
@@ -518,7 +517,5 @@ func (r *Registry) Status() (RaftStatus, error) {
 	slices.Sort(st.NonVoters)
 	return st, nil
 }
-
-func fmtSscan(s string, v *uint64) { fmt.Sscan(s, v) }
 
 func (r *Registry) isLeader() bool { return r.raft.State() == raft.Leader }

@@ -497,10 +497,6 @@ func (s *Service) Check(env model.Envelope) (model.Payload, error) {
 	return p, nil
 }
 
-// ImportBatch is how many verified envelopes one import stores per durable
-// write; it stays well under the store's transaction limit.
-const ImportBatch = 500
-
 // Verify checks envelopes as a receiver must (see Check) and splits them
 // into the good ones and the rejected, each rejection naming its line.
 func (s *Service) Verify(envs []model.Envelope, lines []int) (good []model.Envelope, rejected []Rejection) {
@@ -522,7 +518,7 @@ func (s *Service) Verify(envs []model.Envelope, lines []int) (good []model.Envel
 func (s *Service) Import(good []model.Envelope) (imported, skipped int, err error) {
 	var maxHLC model.HLC
 	for len(good) > 0 {
-		n := min(len(good), ImportBatch)
+		n := min(len(good), store.MaxBatch)
 		pr, err := s.st.Put(good[:n]...)
 		if err != nil {
 			return imported, skipped, fmt.Errorf("store imported records: %w", err)
