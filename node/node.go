@@ -58,6 +58,7 @@ type Node struct {
 	gater   *p2p.Gater
 	fed     *federation.Registry
 	repl    *replication
+	rcpt    *receipts
 	metrics *prometheus.Registry
 	started time.Time
 	unlock  func()
@@ -203,6 +204,12 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.repl = repl
 	repl.start()
+	rcpt, err := newReceipts(n)
+	if err != nil {
+		return err
+	}
+	n.rcpt = rcpt
+	rcpt.start()
 	return nil
 }
 
@@ -296,6 +303,9 @@ func (n *Node) Close() error {
 		}
 		if n.repl != nil {
 			n.repl.stop()
+		}
+		if n.rcpt != nil {
+			n.rcpt.stop()
 		}
 		errs = append(errs, n.fed.Close(), n.host.Close(), n.store.Close())
 		n.unlock()
