@@ -34,11 +34,9 @@ import (
 
 // receiptConfig tunes the sender. Defaults come from the node's config.
 type receiptConfig struct {
-	// Check is how often the sender looks at the store's feed head and
-	// sends receipts when it moved (after a sync round stored something).
-	Check time.Duration
-	// Retry is how long an origin that could not be reached waits before
-	// it is tried again, unless a node of it connects first.
+	// Retry is how often the sender runs when the feed did not grow, and
+	// how long an origin that could not be reached waits before it is
+	// tried again, unless a node connects first.
 	Retry time.Duration
 	// Scan is the most feed entries one pass reads.
 	Scan int
@@ -49,10 +47,7 @@ type receiptConfig struct {
 }
 
 func defaultReceiptConfig(syncInterval time.Duration) receiptConfig {
-	return receiptConfig{
-		Check: min(250*time.Millisecond, syncInterval), Retry: syncInterval,
-		Scan: 4096, Passes: 64, Timeout: 20 * time.Second,
-	}
+	return receiptConfig{Retry: syncInterval, Scan: 4096, Passes: 64, Timeout: 20 * time.Second}
 }
 
 // receiptCursor is the checkpoint name of an origin network's cursor.
@@ -88,8 +83,12 @@ func newReceipts(n *Node) (*receipts, error) {
 func (r *receipts) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
+	changed, unwatch := r.n.store.Watch()
 	r.n.host.Network().Notify(r)
-	r.wg.Go(func() { r.loop(ctx) })
+	r.wg.Go(func() {
+		defer unwatch()
+		r.loop(ctx, changed)
+	})
 }
 
 func (r *receipts) stop() {
@@ -101,28 +100,23 @@ func (r *receipts) stop() {
 	}
 }
 
-func (r *receipts) loop(ctx context.Context) {
-	t := time.NewTicker(r.cfg.Check)
+// loop runs a round at start, whenever the store's feed grew (a sync
+// stored something), when a node connects, and every Retry.
+func (r *receipts) loop(ctx context.Context, changed <-chan struct{}) {
+	t := time.NewTicker(r.cfg.Retry)
 	defer t.Stop()
-	var sentHead uint64
-	lastRound := time.Now()
 	for {
+		r.round(ctx)
 		select {
 		case <-ctx.Done():
 			return
+		case <-changed:
 		case <-t.C:
 		case <-r.kick:
 			r.mu.Lock()
 			clear(r.failed)
 			r.mu.Unlock()
-			sentHead = 0 // run now
 		}
-		head := r.n.store.Head()
-		if head == sentHead && time.Since(lastRound) < r.cfg.Retry {
-			continue
-		}
-		r.round(ctx)
-		sentHead, lastRound = head, time.Now()
 	}
 }
 
