@@ -66,7 +66,6 @@ type receipts struct {
 
 	mu     stdsync.Mutex
 	failed map[string]time.Time // origin network → last failure; guarded by mu
-	sent   int                  // receipts acknowledged since start; guarded by mu
 }
 
 func newReceipts(n *Node) (*receipts, error) {
@@ -289,9 +288,6 @@ func (r *receipts) send(ctx context.Context, origin string, nodes []peer.ID, rs 
 			errs = append(errs, err)
 			continue
 		}
-		r.mu.Lock()
-		r.sent += ack.Accepted
-		r.mu.Unlock()
 		if ack.Ignored > 0 {
 			r.n.log.Debug("receipts: the origin ignored some", "origin", origin, "node", id, "ignored", ack.Ignored)
 		}

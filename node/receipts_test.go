@@ -118,6 +118,25 @@ func TestReceiptsTellTheOriginWhoHoldsWhat(t *testing.T) {
 	if got := holderVersions(t, a, rec.ID)["cnpud"]; got != v2 {
 		t.Fatalf("A has C on %s while C could not reach it, want version 2", got)
 	}
+	// The unreachable origin holds up no other: B's own record, shared
+	// now, gets C's receipt.
+	brec, err := b.Records().AddPriority(model.Priority{Kind: model.PriorityAction, Title: "Peer-run drop-in hours", Importance: 3, Achievability: 4}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Records().Share(brec.ID, model.Audience{model.AudienceMembers}); err != nil {
+		t.Fatal(err)
+	}
+	bv2 := current(t, b, brec.ID)
+	waitFor(t, "C's receipt for B's record while A is out of reach", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, _ = c.SyncNow(ctx)
+		return holderVersions(t, b, brec.ID)["cnpud"] == bv2
+	})
+	if got := holderVersions(t, a, rec.ID)["cnpud"]; got != v2 {
+		t.Fatalf("A has C on %s while C could not reach it, want version 2", got)
+	}
 
 	// A is reachable again: C's receipt arrives without waiting for a retry.
 	a.gater.SetAllow(a.fed.Allowed)
