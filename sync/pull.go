@@ -319,7 +319,9 @@ scan:
 			if e.Seq <= last {
 				break scan // a broken feed: it must go forwards
 			}
-			if !sendable(e.Payload, r) {
+			if e.Env.Payload == nil || !sendable(e.Payload, r) {
+				// Not for r, or a version whose body its origin took
+				// back from this node (no signed bytes left to send).
 				scanned++
 				last = e.Seq // scanned: the requester's checkpoint moves past it
 				continue
