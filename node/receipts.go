@@ -215,8 +215,8 @@ scan:
 			scanned++
 			end = e.Seq
 			p, ok := pending[e.Payload.Origin]
-			if !ok {
-				continue
+			if !ok || e.TakenBack {
+				continue // another origin's, or a stub: this node no longer holds that version
 			}
 			if cur, seen := p[e.Payload.ID]; !seen || e.Payload.Version > cur.Version {
 				p[e.Payload.ID] = cairnsync.Receipt{ID: e.Payload.ID, Version: e.Payload.Version, Hash: e.Hash}
