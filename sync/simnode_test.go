@@ -81,9 +81,14 @@ type memStore struct {
 	mu      stdsync.Mutex
 	entries []cairnsync.Entry // entries[i].Seq == i+1
 	held    map[string]bool   // by envelope hash
+	// changed gets a signal when the feed grows, if none is pending
+	// (level-triggered, like node/store's Watch).
+	changed chan struct{}
 }
 
-func newMemStore() *memStore { return &memStore{held: map[string]bool{}} }
+func newMemStore() *memStore {
+	return &memStore{held: map[string]bool{}, changed: make(chan struct{}, 1)}
+}
 
 // Feed implements cairnsync.Feed.
 func (m *memStore) Feed(after uint64, limit int) ([]cairnsync.Entry, uint64, error) {
@@ -108,19 +113,24 @@ func (m *memStore) put(env model.Envelope, p model.Payload) bool {
 	}
 	m.held[h] = true
 	m.entries = append(m.entries, cairnsync.Entry{Seq: uint64(len(m.entries) + 1), Env: env, Payload: p})
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
 	return true
+}
+
+// head is the seq of the last entry.
+func (m *memStore) head() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return uint64(len(m.entries))
 }
 
 func (m *memStore) holds(hash string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.held[hash]
-}
-
-func (m *memStore) len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.entries)
 }
 
 // memCheckpoints implements cairnsync.Checkpoints in memory.
@@ -154,6 +164,10 @@ type simSink struct {
 	self  model.Reader
 	reg   *simRegistry
 	store *memStore
+	// skipHeld counts a version this node already holds as a duplicate
+	// before decoding or verifying it (same hash, same signed bytes). Off,
+	// every offer is verified, as node/sink.go does.
+	skipHeld bool
 
 	mu       stdsync.Mutex
 	offered  map[string]int       // envelope hash -> times offered, by anyone
@@ -185,6 +199,10 @@ func (k *simSink) Store(from peer.ID, envs []model.Envelope) (cairnsync.Counts, 
 		k.offered[h]++
 		k.fromPeer[simOffer{from, h}]++
 		k.mu.Unlock()
+		if k.skipHeld && k.store.holds(h) {
+			c.Duplicates++
+			continue
+		}
 		p, err := k.check(env, now)
 		if err != nil {
 			c.Rejected++
@@ -286,6 +304,7 @@ type simNode struct {
 	srv    *cairnsync.PullServer
 	puller *cairnsync.Puller
 	links  []*simNode // the nodes it pulls from (and that pull from it)
+	notify *simNodeNotify
 }
 
 // simRegions are the regions whose members sit next to each other on the
@@ -300,15 +319,20 @@ type simConfig struct {
 	Nodes  int    // member networks, one node each; at least 2*len(simRegions)
 	Chords int    // random extra links per node, besides its two ring neighbours
 	Seed   uint64 // for the chords
+	// SkipHeld makes every sink skip verifying versions it already holds.
+	SkipHeld bool
 }
 
 // simFederation is the simulated federation: its mocknet, its registry and
 // its nodes. Close stops every host.
 type simFederation struct {
+	cfg   simConfig
 	mn    mocknet.Mocknet
 	reg   *simRegistry
 	nodes []*simNode
 	bytes atomic.Int64 // bytes on pull streams, both directions
+
+	notify simNotify // the notify-driven path, once startNotify ran
 }
 
 // regionOf places node i of n: the ring is cut into len(simRegions) equal
@@ -330,7 +354,7 @@ func newSimFederation(tb testing.TB, cfg simConfig) *simFederation {
 	if cfg.Nodes < 2*len(simRegions) {
 		tb.Fatalf("a simulated federation needs at least %d nodes, got %d", 2*len(simRegions), cfg.Nodes)
 	}
-	f := &simFederation{mn: mocknet.New(), reg: newSimRegistry()}
+	f := &simFederation{cfg: cfg, mn: mocknet.New(), reg: newSimRegistry()}
 	tb.Cleanup(func() { _ = f.mn.Close() })
 	for i := range cfg.Nodes {
 		f.nodes = append(f.nodes, f.addNode(tb, i, model.Reader{
@@ -381,6 +405,7 @@ func (f *simFederation) addNode(tb testing.TB, i int, self model.Reader) *simNod
 	st := newMemStore()
 	n := &simNode{idx: i, self: self, key: ed25519.PrivateKey(raw), h: h, store: st}
 	n.sink = newSimSink(self, f.reg, st)
+	n.sink.skipHeld = f.cfg.SkipHeld
 	if n.srv, err = cairnsync.NewPullServer(st, f.reg, cairnsync.DefaultPullConfig()); err != nil {
 		tb.Fatal(err)
 	}
