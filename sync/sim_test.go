@@ -279,10 +279,9 @@ func TestFederation100(t *testing.T) {
 func TestFederation100Notify(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	f := newSimFederation(t, simConfig{Nodes: simNodes, Chords: 1, Seed: simSeed})
+	f := newSimFederation(t, simConfig{Nodes: simNodes, Chords: 1, Seed: simSeed, Notify: true})
 	recs := simRecords(t, f)
 	body := simBody(t, 1000)
-	f.startNotify(t)
 
 	start := time.Now()
 	for _, r := range recs {
@@ -344,11 +343,8 @@ func BenchmarkFederation100(b *testing.B) {
 
 func benchFederation(b *testing.B, skipHeld, notify bool) {
 	const origins, perOrigin = 20, 10
-	f := newSimFederation(b, simConfig{Nodes: simNodes, Chords: 1, Seed: simSeed, SkipHeld: skipHeld})
+	f := newSimFederation(b, simConfig{Nodes: simNodes, Chords: 1, Seed: simSeed, SkipHeld: skipHeld, Notify: notify})
 	body := simBody(b, 1500)
-	if notify {
-		f.startNotify(b)
-	}
 	ctx := context.Background()
 	var bytes, rounds, received int64
 	b.ResetTimer()

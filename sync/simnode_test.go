@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -321,6 +322,9 @@ type simConfig struct {
 	Seed   uint64 // for the chords
 	// SkipHeld makes every sink skip verifying versions it already holds.
 	SkipHeld bool
+	// Notify runs the notify-driven path (simnotify_test.go): nodes tell
+	// their links when their feed grows and pull when told.
+	Notify bool
 }
 
 // simFederation is the simulated federation: its mocknet, its registry and
@@ -332,7 +336,7 @@ type simFederation struct {
 	nodes []*simNode
 	bytes atomic.Int64 // bytes on pull streams, both directions
 
-	notify simNotify // the notify-driven path, once startNotify ran
+	notify simNotify // the notify-driven path, if cfg.Notify
 }
 
 // regionOf places node i of n: the ring is cut into len(simRegions) equal
@@ -356,6 +360,9 @@ func newSimFederation(tb testing.TB, cfg simConfig) *simFederation {
 	}
 	f := &simFederation{cfg: cfg, mn: mocknet.New(), reg: newSimRegistry()}
 	tb.Cleanup(func() { _ = f.mn.Close() })
+	if cfg.Notify {
+		f.initNotify(tb)
+	}
 	for i := range cfg.Nodes {
 		f.nodes = append(f.nodes, f.addNode(tb, i, model.Reader{
 			Network: fmt.Sprintf("net-%03d", i),
@@ -379,7 +386,39 @@ func newSimFederation(tb testing.TB, cfg simConfig) *simFederation {
 			added++
 		}
 	}
+	f.waitIdentified(tb)
+	if cfg.Notify {
+		f.startNotify()
+	}
 	return f
+}
+
+// waitIdentified waits (at most 20 s) until every node knows which sync
+// protocols each of its links speaks: libp2p's identify has run on every
+// connection, as on a node that has been up a while. Until then opening a
+// stream waits for identify, and under load that alone can outlast a
+// notify's timeout.
+func (f *simFederation) waitIdentified(tb testing.TB) {
+	tb.Helper()
+	want := []protocol.ID{cairnsync.PullProtocol}
+	if f.cfg.Notify {
+		want = append(want, cairnsync.NotifyProtocol)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, n := range f.nodes {
+		for _, l := range n.links {
+			for {
+				got, err := n.h.Peerstore().SupportsProtocols(l.h.ID(), want...)
+				if err == nil && len(got) == len(want) {
+					break
+				}
+				if time.Now().After(deadline) {
+					tb.Fatalf("node %d does not know node %d's sync protocols after 20 s (it knows %v, %v)", n.idx, l.idx, got, err)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}
 }
 
 func (f *simFederation) addNode(tb testing.TB, i int, self model.Reader) *simNode {
@@ -413,6 +452,9 @@ func (f *simFederation) addNode(tb testing.TB, i int, self model.Reader) *simNod
 		n.srv.Handle(countingStream{Stream: s, n: &f.bytes})
 	})
 	n.puller = &cairnsync.Puller{Host: h, Sink: n.sink, Checkpoints: &memCheckpoints{}}
+	if f.cfg.Notify {
+		f.addNotify(tb, n)
+	}
 	f.reg.add(h.ID(), self, ed25519.PublicKey(rawPub))
 	return n
 }

@@ -55,26 +55,36 @@ func (f *simFederation) fail(err error) {
 	}
 }
 
-// startNotify registers every node's notify server and starts its notify
-// loop. The federation's cleanup stops them before the mocknet closes.
-func (f *simFederation) startNotify(tb testing.TB) {
-	tb.Helper()
+// initNotify prepares the notify path before any node exists; the
+// federation's cleanup stops it before the mocknet closes.
+func (f *simFederation) initNotify(tb testing.TB) {
 	nf := &f.notify
 	nf.ctx, nf.cancel = context.WithCancel(context.Background())
 	tb.Cleanup(f.stopNotify)
+}
+
+// addNotify gives n its notify server, registered before n connects to
+// anyone (a handler set later makes every node push a new identify).
+func (f *simFederation) addNotify(tb testing.TB, n *simNode) {
+	tb.Helper()
+	nf := &f.notify
+	n.notify = &simNodeNotify{pulling: map[peer.ID]bool{}, again: map[peer.ID]bool{}}
+	srv, err := cairnsync.NewNotifyServer(f.reg, func(from peer.ID, head uint64) { f.onNotify(n, from, head) }, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n.notify.srv = srv
+	n.h.SetStreamHandler(cairnsync.NotifyProtocol, func(s network.Stream) {
+		nf.busy.Add(1)
+		defer nf.busy.Add(-1)
+		srv.Handle(countingStream{Stream: s, n: &nf.bytes})
+	})
+}
+
+// startNotify starts every node's notify loop.
+func (f *simFederation) startNotify() {
 	for _, n := range f.nodes {
-		n.notify = &simNodeNotify{pulling: map[peer.ID]bool{}, again: map[peer.ID]bool{}}
-		srv, err := cairnsync.NewNotifyServer(f.reg, func(from peer.ID, head uint64) { f.onNotify(n, from, head) }, 0)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		n.notify.srv = srv
-		n.h.SetStreamHandler(cairnsync.NotifyProtocol, func(s network.Stream) {
-			nf.busy.Add(1)
-			defer nf.busy.Add(-1)
-			srv.Handle(countingStream{Stream: s, n: &nf.bytes})
-		})
-		nf.wg.Go(func() { f.notifyLoop(n) })
+		f.notify.wg.Go(func() { f.notifyLoop(n) })
 	}
 }
 
