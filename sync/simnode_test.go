@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	mathrand "math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	stdsync "sync"
@@ -20,8 +21,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/inpud/cairn/model"
@@ -169,6 +170,11 @@ type simSink struct {
 	// before decoding or verifying it (same hash, same signed bytes). Off,
 	// every offer is verified, as node/sink.go does.
 	skipHeld bool
+	// cpu, shared by all sinks of the federation, bounds how many verify
+	// at once: 100 nodes share this machine's cores, and with every pull
+	// verifying at once the scheduler's queue alone would delay a notify
+	// past its timeout.
+	cpu chan struct{}
 
 	mu       stdsync.Mutex
 	offered  map[string]int       // envelope hash -> times offered, by anyone
@@ -193,6 +199,8 @@ func newSimSink(self model.Reader, reg *simRegistry, st *memStore) *simSink {
 // Store implements cairnsync.Sink.
 func (k *simSink) Store(from peer.ID, envs []model.Envelope) (cairnsync.Counts, error) {
 	var c cairnsync.Counts
+	k.cpu <- struct{}{}
+	defer func() { <-k.cpu }()
 	now := time.Now()
 	for _, env := range envs {
 		h := env.Hash()
@@ -334,7 +342,8 @@ type simFederation struct {
 	mn    mocknet.Mocknet
 	reg   *simRegistry
 	nodes []*simNode
-	bytes atomic.Int64 // bytes on pull streams, both directions
+	bytes atomic.Int64  // bytes on pull streams, both directions
+	cpu   chan struct{} // shared by the sinks: 2×GOMAXPROCS verify at once
 
 	notify simNotify // the notify-driven path, if cfg.Notify
 }
@@ -358,7 +367,7 @@ func newSimFederation(tb testing.TB, cfg simConfig) *simFederation {
 	if cfg.Nodes < 2*len(simRegions) {
 		tb.Fatalf("a simulated federation needs at least %d nodes, got %d", 2*len(simRegions), cfg.Nodes)
 	}
-	f := &simFederation{cfg: cfg, mn: mocknet.New(), reg: newSimRegistry()}
+	f := &simFederation{cfg: cfg, mn: mocknet.New(), reg: newSimRegistry(), cpu: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
 	tb.Cleanup(func() { _ = f.mn.Close() })
 	if cfg.Notify {
 		f.initNotify(tb)
@@ -393,29 +402,24 @@ func newSimFederation(tb testing.TB, cfg simConfig) *simFederation {
 	return f
 }
 
-// waitIdentified waits (at most 20 s) until every node knows which sync
-// protocols each of its links speaks: libp2p's identify has run on every
-// connection, as on a node that has been up a while. Until then opening a
-// stream waits for identify, and under load that alone can outlast a
-// notify's timeout.
+// waitIdentified waits (at most 20 s) until libp2p's identify has finished
+// on every connection, as on a node that has been up a while: until then,
+// opening a stream waits for it, and under load that wait alone can outlast
+// a notify's timeout. (Identify may fail under load; streams then negotiate
+// their protocol instead, which is fine.)
 func (f *simFederation) waitIdentified(tb testing.TB) {
 	tb.Helper()
-	want := []protocol.ID{cairnsync.PullProtocol}
-	if f.cfg.Notify {
-		want = append(want, cairnsync.NotifyProtocol)
-	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.After(20 * time.Second)
 	for _, n := range f.nodes {
-		for _, l := range n.links {
-			for {
-				got, err := n.h.Peerstore().SupportsProtocols(l.h.ID(), want...)
-				if err == nil && len(got) == len(want) {
-					break
-				}
-				if time.Now().After(deadline) {
-					tb.Fatalf("node %d does not know node %d's sync protocols after 20 s (it knows %v, %v)", n.idx, l.idx, got, err)
-				}
-				time.Sleep(5 * time.Millisecond)
+		h, ok := n.h.(interface{ IDService() identify.IDService })
+		if !ok {
+			tb.Fatalf("node %d's host (%T) has no identify service", n.idx, n.h)
+		}
+		for _, c := range n.h.Network().Conns() {
+			select {
+			case <-h.IDService().IdentifyWait(c):
+			case <-deadline:
+				tb.Fatalf("identify between node %d and %s has not finished after 20 s", n.idx, c.RemotePeer())
 			}
 		}
 	}
@@ -445,6 +449,7 @@ func (f *simFederation) addNode(tb testing.TB, i int, self model.Reader) *simNod
 	n := &simNode{idx: i, self: self, key: ed25519.PrivateKey(raw), h: h, store: st}
 	n.sink = newSimSink(self, f.reg, st)
 	n.sink.skipHeld = f.cfg.SkipHeld
+	n.sink.cpu = f.cpu
 	if n.srv, err = cairnsync.NewPullServer(st, f.reg, cairnsync.DefaultPullConfig()); err != nil {
 		tb.Fatal(err)
 	}
