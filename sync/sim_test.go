@@ -316,7 +316,11 @@ func TestFederation100Notify(t *testing.T) {
 	}
 	t.Logf("notify: every audience reached in %s, %d bytes on pull streams; settled after %s: %d bytes on pull streams, %d on notify streams, %d pulls",
 		fullAt.Round(time.Millisecond), fullBytes, total.Round(time.Millisecond), settledBytes, f.notify.bytes.Load(), f.notify.pulls.Load())
-	t.Logf("%d deliveries, %d envelopes sent (%d duplicates, sent by a second relay)", deliveries(recs), got, got-deliveries(recs))
+	var heard uint64
+	for _, n := range f.nodes {
+		heard += n.notify.srv.Stats().Received
+	}
+	t.Logf("%d deliveries, %d envelopes sent (%d duplicates, sent by a second relay), %d notifies heard", deliveries(recs), got, got-deliveries(recs), heard)
 }
 
 func sorted(xs ...int) []int { slices.Sort(xs); return xs }

@@ -177,10 +177,9 @@ type simSink struct {
 	cpu chan struct{}
 
 	mu       stdsync.Mutex
-	offered  map[string]int       // envelope hash -> times offered, by anyone
-	fromPeer map[simOffer]int     // (relay, hash) -> times that relay offered it
-	rejected map[string]error     // envelope hash -> why it was refused
-	stored   map[string]time.Time // envelope hash -> when it was stored
+	offered  map[string]int   // envelope hash -> times offered, by anyone
+	fromPeer map[simOffer]int // (relay, hash) -> times that relay offered it
+	rejected map[string]error // envelope hash -> why it was refused
 }
 
 type simOffer struct {
@@ -192,7 +191,6 @@ func newSimSink(self model.Reader, reg *simRegistry, st *memStore) *simSink {
 	return &simSink{
 		self: self, reg: reg, store: st,
 		offered: map[string]int{}, fromPeer: map[simOffer]int{}, rejected: map[string]error{},
-		stored: map[string]time.Time{},
 	}
 }
 
@@ -225,9 +223,6 @@ func (k *simSink) Store(from peer.ID, envs []model.Envelope) (cairnsync.Counts, 
 			continue
 		}
 		c.Stored++
-		k.mu.Lock()
-		k.stored[h] = now
-		k.mu.Unlock()
 	}
 	return c, nil
 }
