@@ -408,6 +408,10 @@ func recordCommand() *cli.Command {
 						switch {
 						case h.Deleted:
 							state = "deleted"
+						case h.Withdrawn:
+							state = "withdrawn; kept by " + h.Keep
+						case h.TakenBack:
+							state = "body taken back by its origin (by " + h.TakenBackBy[:min(16, len(h.TakenBackBy))] + ")"
 						case h.Hash != hs[len(hs)-1].Hash:
 							state = "earlier"
 						}

@@ -20,7 +20,6 @@ import (
 
 	"github.com/inpud/cairn/model"
 	"github.com/inpud/cairn/node/federation"
-	"github.com/inpud/cairn/node/records"
 	"github.com/inpud/cairn/node/registry"
 	"github.com/inpud/cairn/node/store"
 	cairnsync "github.com/inpud/cairn/sync"
@@ -104,19 +103,9 @@ func startHostileFed(t *testing.T, tune func(*Config)) *hostileFed {
 	return f
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // serve replaces the rogue's pull handler: every request is answered
-// with the bytes answer returns for the request's "after".
+// with the bytes answer returns for the request's "after". f.requests
+// counts the victim's.
 func (f *hostileFed) serve(answer func(after uint64) []byte) {
 	f.rogue.host.SetStreamHandler(cairnsync.PullProtocol, func(s network.Stream) {
 		defer s.Close()
@@ -131,7 +120,9 @@ func (f *hostileFed) serve(answer func(after uint64) []byte) {
 			Limit int    `json:"limit"`
 		}
 		_ = json.Unmarshal(b, &req)
-		f.requests.Add(1)
+		if s.Conn().RemotePeer() == f.victim.host.ID() {
+			f.requests.Add(1)
+		}
 		_, _ = s.Write(answer(req.After))
 	})
 }
@@ -480,24 +471,31 @@ func TestHostileMalformedEnvelope(t *testing.T) {
 
 func TestHostileReplayedOlderVersion(t *testing.T) {
 	f := startHostileFed(t, nil)
-	// The rogue writes a record through its own service: v1 private, v2
-	// shared with members, v3 shared with a changed title.
-	rec, err := f.rogue.Records().AddPriority(model.Priority{Kind: model.PriorityChange, Title: "Withdrawn wording", Importance: 3, Achievability: 3}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.rogue.Records().Share(rec.ID, model.Audience{model.AudienceMembers}); err != nil {
-		t.Fatal(err)
-	}
-	title := "Corrected wording"
-	if _, err := f.rogue.Records().UpdatePriority(rec.ID, records.PriorityPatch{Title: &title}); err != nil {
-		t.Fatal(err)
-	}
-	hs, err := f.rogue.store.History(rec.ID)
-	if err != nil || len(hs) != 3 {
-		t.Fatalf("the rogue's history: %d versions, %v", len(hs), err)
+	// Three versions of one rogue record, all shared with members, each
+	// with its own title, signed with the rogue's key. (Sealed here, not
+	// written through the rogue's service, so no notify makes the victim
+	// pull them by itself.)
+	rogue := nodeSigner(t, f.rogue)
+	var hs []store.Stored
+	var id, prev string
+	for v, title := range []string{"First wording", "Withdrawn wording", "Corrected wording"} {
+		env, _ := seal(t, rogue, f.rogue.ID(), "rogue", func(p *model.Payload) {
+			if id == "" {
+				id = p.ID
+			}
+			p.ID, p.Version, p.Prev = id, uint64(v+1), prev
+			p.HLC += model.HLC(v) << 16
+			p.Body = json.RawMessage(`{"kind":"change-needed","title":"` + title + `","importance":3,"achievability":3,"horizon_years":"` + model.DefaultHorizon + `"}`)
+		})
+		p, err := env.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, store.Stored{Envelope: env, Payload: p, Hash: env.Hash()})
+		prev = env.Hash()
 	}
 	v2, v3 := hs[1], hs[2]
+	rec := struct{ ID string }{id}
 
 	// The victim gets v3 only.
 	f.serveEnvelopes(v3.Envelope)
@@ -517,7 +515,7 @@ func TestHostileReplayedOlderVersion(t *testing.T) {
 	p := v3.Payload
 	p.HLC++
 	p.Body = json.RawMessage(`{"kind":"change-needed","title":"Concurrent wording","importance":3,"achievability":3,"horizon_years":"` + model.DefaultHorizon + `"}`)
-	fork, err := model.Seal(nodeSigner(t, f.rogue).key, p)
+	fork, err := model.Seal(rogue.key, p)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -123,11 +123,28 @@ func New(cfg Config) (n *Node, err error) {
 		st.Close()
 		return nil, err
 	}
+	st.SetTakeBack(n.takesBack)
 	n.records = records.New(records.Config{
 		Network: profile.Slug, Author: id.ID.String(), Key: key, Language: cfg.Language,
 		Templates: n.Template, KeyOf: AuthorKey, Now: cfg.Now, MaxClockAhead: cfg.MaxClockAhead,
 	}, st)
 	return n, nil
+}
+
+// takesBack says whether a retracting version of another network's record
+// (a deletion, or a withdrawal whose Keep leaves this network out) takes
+// the bodies of the versions before it back from this node. The store
+// asks while it stores the version, so the bodies go in the same write.
+func (n *Node) takesBack(p model.Payload) bool {
+	self := model.Reader{Network: n.profile.Slug, Region: n.profile.Region, Member: true}
+	if n.fed != nil {
+		n.fed.View(func(s *registry.State) {
+			if net, ok := s.Network(self.Network); ok {
+				self.Region = net.Region
+			}
+		})
+	}
+	return p.TakesBackFrom(self)
 }
 
 // joinGuests is how many nodes not yet in the federation may hold a

@@ -375,7 +375,9 @@ scan:
 			if e.Seq <= last {
 				break scan // a broken feed: it must go forwards
 			}
-			if !sendable(e.Payload, r) {
+			if e.Env.Payload == nil || !sendable(e.Payload, r) {
+				// Not for r, or a version whose body its origin took
+				// back from this node (no signed bytes left to send).
 				scanned++
 				last = e.Seq // scanned: the requester's checkpoint moves past it
 				continue
@@ -506,9 +508,10 @@ func pull(ctx context.Context, h host.Host, p peer.ID, after uint64, limit int, 
 	if err != nil {
 		_ = s.Reset()
 		switch {
-		case errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(parent.Err(), context.Canceled):
+		case (errors.Is(ctx.Err(), context.DeadlineExceeded) || isTimeout(err)) && !errors.Is(parent.Err(), context.Canceled):
 			// The peer took the whole time allowed: whatever the read
-			// said (a deadline, or the reset that ends it), it stalled.
+			// said (the stream's deadline, which may pass a moment
+			// before ctx's, or the reset that ends it), it stalled.
 			err = fmt.Errorf("%w: no complete answer within %s (%w)", ErrStalled, timeout, err)
 		case ctx.Err() != nil:
 			err = fmt.Errorf("%w (%w)", err, ctx.Err())
