@@ -384,7 +384,7 @@ func bar(score float64, width int) string {
 func recordCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "record",
-		Usage: "any record: its history, or delete it",
+		Usage: "any record: its history, who holds it, or delete it",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "history",
@@ -439,6 +439,7 @@ func recordCommand() *cli.Command {
 					return nil
 				},
 			},
+			holdersCommand(),
 		},
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/inpud/cairn/model"
+	"github.com/inpud/cairn/node/durable"
 	"github.com/inpud/cairn/node/federation"
 	"github.com/inpud/cairn/node/p2p"
 	"github.com/inpud/cairn/node/store"
@@ -258,7 +259,7 @@ func Init(cfg Config) (Identity, error) {
 	}
 	b, _ := json.MarshalIndent(cfg.Network, "", "  ")
 	// The profile is written last: its presence marks the dir initialised.
-	if err := writeFileDurable(filepath.Join(cfg.DataDir, profileFile), append(b, '\n'), 0o600); err != nil {
+	if err := durable.WriteFile(filepath.Join(cfg.DataDir, profileFile), append(b, '\n'), 0o600); err != nil {
 		return Identity{}, fmt.Errorf("save network profile: %w", err)
 	}
 	return id, nil

@@ -61,6 +61,14 @@
 // its checkpoint. The node's periodic pull catches whatever a lost notify
 // missed.
 //
+// # Receipts
+//
+// ReceiptProtocol carries delivery receipts: a node tells a node of a
+// record's origin network which version (id, version number, hash) it now
+// holds, so the origin can answer "who holds which version". The server
+// files each receipt under the sender's network as the registry names it,
+// and only for versions of its own records that it holds itself.
+//
 // # What is not here yet
 //
 // Custody, and the pure engine of STYLE §4: the Puller drives the protocol
