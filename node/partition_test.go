@@ -81,8 +81,8 @@ func TestPartitionAndHeal(t *testing.T) {
 		t.Logf("cycle %d: cut %v | %v, healed; %d versions written so far", cycle+1, names(c, cut[0]), names(c, cut[1]), w.count())
 	}
 	for i, n := range c.nodes {
-		current, feed := w.expected(c.profiles[i])
-		checkHolds(t, n, current, feed)
+		current, feed, stubs := w.expected(c.profiles[i])
+		checkHolds(t, n, current, feed, stubs)
 	}
 }
 
@@ -313,7 +313,8 @@ type version struct {
 	number   uint64
 	hash     string
 	audience model.Audience
-	phase    int // the partition it was written in (1, 2, 3)
+	phase    int           // the partition it was written in (1, 2, 3)
+	header   model.Payload // without the body: says whether it takes bodies back
 }
 
 // writes is every version every origin wrote, by origin and record id.
@@ -345,36 +346,53 @@ func (w *writes) write(t *testing.T, rng *rand.Rand, c *cluster, i, n int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mine[rec.ID] = append(mine[rec.ID], version{rec.Version, rec.Hash, model.Audience{model.AudiencePrivate}, w.phase})
+		w.learn(t, node, mine, rec.ID)
 		aud := randomAudience(rng, c.profiles, slug)
 		if aud.IsPrivate() {
 			continue
 		}
-		rec, err = node.Records().Share(rec.ID, aud)
-		if err != nil {
+		if _, err = node.Records().Share(rec.ID, aud); err != nil {
 			t.Fatal(err)
 		}
-		mine[rec.ID] = append(mine[rec.ID], version{rec.Version, rec.Hash, aud, w.phase})
+		w.learn(t, node, mine, rec.ID)
 	}
 	if len(earlier) == 0 {
 		return
 	}
 	id := earlier[rng.IntN(len(earlier))]
 	aud := randomAudience(rng, c.profiles, slug)
-	rec, err := node.Records().Share(id, aud)
+	if _, err := node.Records().Share(id, aud); err != nil {
+		t.Fatal(err)
+	}
+	w.learn(t, node, mine, id) // narrowing writes two versions: a withdrawal, then the full one
+	if rng.IntN(3) == 0 {
+		del := earlier[rng.IntN(len(earlier))]
+		if _, err := node.Records().Delete(del); err != nil {
+			t.Fatal(err)
+		}
+		w.learn(t, node, mine, del)
+		w.deleted[del] = true
+	}
+}
+
+// learn adds the versions of record id that origin node n wrote since
+// last asked, from its history.
+func (w *writes) learn(t *testing.T, n *Node, mine map[string][]version, id string) {
+	t.Helper()
+	hs, err := n.store.History(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mine[id] = append(mine[id], version{rec.Version, rec.Hash, aud, w.phase})
-	if rng.IntN(3) == 0 {
-		del := earlier[rng.IntN(len(earlier))]
-		rec, err := node.Records().Delete(del)
-		if err != nil {
-			t.Fatal(err)
+	known := map[string]bool{}
+	for _, v := range mine[id] {
+		known[v.hash] = true
+	}
+	for _, h := range hs {
+		if !known[h.Hash] {
+			p := h.Payload
+			p.Body = nil
+			mine[id] = append(mine[id], version{h.Payload.Version, h.Hash, h.Payload.Audience, w.phase, p})
 		}
-		vs := mine[del]
-		mine[del] = append(vs, version{rec.Version, rec.Hash, vs[len(vs)-1].audience, w.phase})
-		w.deleted[del] = true
 	}
 }
 
@@ -420,21 +438,32 @@ func randomAudience(rng *rand.Rand, ps []Profile, self string) model.Audience {
 
 // expected is what the node of network p must hold: every version of its
 // own records, and of other networks' records every version whose audience
-// admits p; its current version of a record is the newest of those.
-func (w *writes) expected(p Profile) (current map[string]string, feed map[string]bool) {
-	current, feed = map[string]string{}, map[string]bool{}
+// admits p; its current version of a record is the newest of those. Of
+// another network's record, the versions before a deletion or a withdrawal
+// that leaves p out are held without their bodies (stubs).
+func (w *writes) expected(p Profile) (current map[string]string, feed, stubs map[string]bool) {
+	current, feed, stubs = map[string]string{}, map[string]bool{}, map[string]bool{}
 	reader := model.Reader{Network: p.Slug, Region: p.Region, Member: true}
 	for origin, recs := range w.byOrigin {
 		for id, vs := range recs {
+			var admitted []string
 			for _, v := range vs {
-				if origin == p.Slug || v.audience.Admits(reader) {
-					current[id] = v.hash // versions are in order: the last admitted wins
-					feed[feedKeyOf(id, v.number, v.hash)] = true
+				if origin != p.Slug && !v.audience.Admits(reader) {
+					continue
 				}
+				k := feedKeyOf(id, v.number, v.hash)
+				current[id] = v.hash // versions are in order: the last admitted wins
+				feed[k] = true
+				if v.header.TakesBackFrom(reader) {
+					for _, a := range admitted {
+						stubs[a] = true
+					}
+				}
+				admitted = append(admitted, k)
 			}
 		}
 	}
-	return current, feed
+	return current, feed, stubs
 }
 
 func feedKeyOf(id string, version uint64, hash string) string {
@@ -444,7 +473,7 @@ func feedKeyOf(id string, version uint64, hash string) string {
 // checkHolds compares what node n holds with what it should: its current
 // versions (record id → hash), and its change feed (each version once,
 // all of them, nothing else).
-func checkHolds(t *testing.T, n *Node, want map[string]string, wantFeed map[string]bool) {
+func checkHolds(t *testing.T, n *Node, want map[string]string, wantFeed, wantStubs map[string]bool) {
 	t.Helper()
 	slug := n.profile.Slug
 	cur, err := n.store.List(store.Query{IncludeDeleted: true})
@@ -474,6 +503,7 @@ func checkHolds(t *testing.T, n *Node, want map[string]string, wantFeed map[stri
 	}
 
 	seen := map[string]int{}
+	var wrongBody []string // a body held that was taken back, or one lost that was not
 	var after uint64
 	for range 1000 {
 		entries, last, err := n.store.Feed(after, 1000)
@@ -481,7 +511,11 @@ func checkHolds(t *testing.T, n *Node, want map[string]string, wantFeed map[stri
 			t.Fatal(err)
 		}
 		for _, e := range entries {
-			seen[feedKeyOf(e.Payload.ID, e.Payload.Version, e.Hash)]++
+			k := feedKeyOf(e.Payload.ID, e.Payload.Version, e.Hash)
+			seen[k]++
+			if e.TakenBack != wantStubs[k] {
+				wrongBody = append(wrongBody, k)
+			}
 		}
 		if len(entries) == 0 {
 			break
@@ -505,6 +539,9 @@ func checkHolds(t *testing.T, n *Node, want map[string]string, wantFeed map[stri
 			feedMissing = append(feedMissing, k)
 		}
 	}
+	if len(wrongBody) > 0 {
+		t.Errorf("%s holds %d versions with the wrong body (kept though taken back, or lost): %v", slug, len(wrongBody), few(wrongBody))
+	}
 	if len(dups)+len(feedMissing)+len(feedExtra) > 0 {
 		t.Errorf("%s's change feed: %d versions, want %d; %d more than once %v, %d missing %v, %d not allowed %v", slug, len(seen), len(wantFeed), len(dups), few(dups), len(feedMissing), few(feedMissing), len(feedExtra), few(feedExtra))
 		return
@@ -516,15 +553,4 @@ func checkHolds(t *testing.T, n *Node, want map[string]string, wantFeed map[stri
 func few(s []string) []string {
 	slices.Sort(s)
 	return s[:min(len(s), 5)]
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
