@@ -102,7 +102,7 @@ type SyncConfig struct {
 	// dropped (see DropAfter and replication's drop rule).
 	DropBackoff time.Duration
 	// DropAfter is how many refusals an honest node can also cause
-	// (unknown or revoked key, outside the audience, stale, future
+	// (unknown or revoked key, outside the audience, future
 	// timestamp, invalid body, stalled) one member node may earn in a row,
 	// with nothing accepted in between, before it is dropped.
 	DropAfter int

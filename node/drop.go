@@ -21,7 +21,7 @@ import (
 //   - What an honest node can cause only counts: an unknown key (the
 //     registry has not replicated it here yet), a revoked key (the relay
 //     stored the version before it learnt of the revocation), outside the
-//     audience (a region changed), stale, a future timestamp (clock
+//     audience (a region changed), a future timestamp (clock
 //     skew), a body this node's rules refuse (a template not here yet),
 //     stalled (a slow link). After Config.Sync.DropAfter of these in a
 //     row from one peer, with no version accepted in between, the peer is

@@ -46,7 +46,7 @@
 // before they store, so only a broken or hostile node sends these.
 // Refusals an honest node can cause too are only counted: an unknown or
 // revoked key while the registry replicates, outside the audience after a
-// region change, stale, a future timestamp from clock skew, a body this
+// region change, a future timestamp from clock skew, a body this
 // node's rules refuse, stalled. They drop the peer after a configured
 // number in a row with nothing accepted in between. Dropping closes the
 // peer's connections and stops pulling from it for a while.

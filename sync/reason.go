@@ -31,7 +31,9 @@ const (
 	// node's clock than it allows.
 	ReasonFutureTimestamp Reason = "future-timestamp"
 	// ReasonStale: a version older than the one this node holds of the
-	// record, and not one it holds already.
+	// record, and not one it holds already. Reserved: the node keeps such
+	// versions as history (stubs where their body was taken back), so it
+	// counts none at present.
 	ReasonStale Reason = "stale"
 	// ReasonOversizedFrame: a frame (or an envelope in it) larger than the
 	// protocol allows.
