@@ -25,7 +25,9 @@ import (
 //     skew), a body this node's rules refuse (a template not here yet),
 //     stalled (a slow link). After Config.Sync.DropAfter of these in a
 //     row from one peer, with no version accepted in between, the peer is
-//     dropped too.
+//     dropped too. Stale (an older version than the one held) only
+//     counts, never towards that run: relays send versions in the order
+//     they received them.
 //
 // Dropping closes every connection to the peer and stops pulling from it
 // for Config.Sync.DropBackoff. The node still serves it (what it may see)
@@ -58,7 +60,9 @@ func (r *replication) reject(id peer.ID, reason cairnsync.Reason, atOnce bool) b
 	ps := r.stateLocked(id)
 	ps.Rejected++
 	ps.Rejections[reason]++
-	ps.streak++
+	if reason != cairnsync.ReasonStale { // honest relays send older versions too
+		ps.streak++
+	}
 	drop := atOnce || ps.streak >= r.n.cfg.Sync.DropAfter
 	if drop {
 		ps.streak = 0

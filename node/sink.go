@@ -29,6 +29,7 @@ var errAuthorUnknown = errors.New("a record's author is not (yet) in this node's
 type verdict struct {
 	reason cairnsync.Reason // "" when it passed
 	atOnce bool             // the reason drops the peer at once
+	held   bool             // this node holds the version already: neither stored nor refused
 }
 
 // Store checks every envelope of the batch, then counts the refusals
@@ -52,7 +53,7 @@ func (s recordSink) Store(from peer.ID, envs []model.Envelope) (cairnsync.Counts
 		if v.reason == cairnsync.ReasonUnknownKey && unknown == "" {
 			unknown = p.Author
 		}
-		if v.reason == "" {
+		if v.reason == "" && !v.held {
 			good = append(good, env)
 		}
 	}
@@ -65,6 +66,8 @@ func (s recordSink) Store(from peer.ID, envs []model.Envelope) (cairnsync.Counts
 	}
 	for _, v := range verdicts {
 		switch {
+		case v.held:
+			c.Duplicates++
 		case v.reason == "":
 			s.r.accept(from)
 		default:
@@ -87,19 +90,25 @@ func (s recordSink) Store(from peer.ID, envs []model.Envelope) (cairnsync.Counts
 	return c, nil
 }
 
-// check runs the receiver's checks on one envelope: signature, timestamp
-// and body (records.Check), then the author's key in the registry (of the
-// origin network, and not revoked before the version's date) and the
-// audience.
+// check runs the receiver's checks on one envelope: a copy of a version
+// this node holds is passed over before anything costly (in a mesh most
+// envelopes are such copies, and verifying them was half the work); then
+// signature, timestamp and body (records.Check), the author's key in the
+// registry (of the origin network, and not revoked before the version's
+// date), the audience, and last whether it is older than the version held.
 //
-// A version older than the one held passes: it is history (a relay can
-// hold versions this node missed while cut off, and the partition test
-// wants every one), and the store keeps only a stub of it when a newer
-// version held took its body back from this node, so a withdrawn body
-// never comes back. An exact copy of a held version is a duplicate, and
-// another version with a held number a conflict, both the store's to
-// count. So cairnsync.ReasonStale is not counted here.
+// A replayed older version is refused (stale) and not stored: it could
+// never become current (model.Wins), and a node need not hold the history
+// of another network's record, only its current version. It only counts,
+// never drops the peer: an honest relay that received versions in another
+// order sends them too. A version with the number of the one held but
+// another hash is a conflict, the store's to keep and report.
 func (s recordSink) check(st *registry.State, self model.Reader, env model.Envelope) (model.Payload, verdict) {
+	if p, err := env.Open(); err == nil {
+		if held, err := s.n.store.Holds(p.ID, p.Version, env.Hash()); err == nil && held {
+			return p, verdict{held: true}
+		}
+	}
 	p, err := s.n.records.Check(env)
 	if err != nil {
 		return p, s.refusal(env, p, err)
@@ -114,6 +123,9 @@ func (s recordSink) check(st *registry.State, self model.Reader, env model.Envel
 		return p, verdict{reason: cairnsync.ReasonRevokedKey}
 	case p.Origin != self.Network && !p.Audience.Admits(self):
 		return p, verdict{reason: cairnsync.ReasonOutsideAudience}
+	}
+	if cur, err := s.n.store.Get(p.ID); err == nil && p.Version < cur.Payload.Version {
+		return p, verdict{reason: cairnsync.ReasonStale}
 	}
 	return p, verdict{}
 }

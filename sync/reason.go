@@ -31,9 +31,8 @@ const (
 	// node's clock than it allows.
 	ReasonFutureTimestamp Reason = "future-timestamp"
 	// ReasonStale: a version older than the one this node holds of the
-	// record, and not one it holds already. Reserved: the node keeps such
-	// versions as history (stubs where their body was taken back), so it
-	// counts none at present.
+	// record, and not one it holds already: a replayed older version. It
+	// could never become current, so it is not stored.
 	ReasonStale Reason = "stale"
 	// ReasonOversizedFrame: a frame (or an envelope in it) larger than the
 	// protocol allows.

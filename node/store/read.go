@@ -367,3 +367,25 @@ func (s *Store) Feed(after uint64, limit int) (entries []Stored, last uint64, er
 	}
 	return entries, last, nil
 }
+
+// Holds reports whether the store holds the version of record id with
+// this number and hash (as a whole envelope or as a stub).
+func (s *Store) Holds(id string, version uint64, hash string) (bool, error) {
+	if err := s.begin(); err != nil {
+		return false, err
+	}
+	defer s.end()
+	held := false
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(historyKey(id, version, hash))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		held = err == nil
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("look up record %s version %d: %w", id, version, err)
+	}
+	return held, nil
+}
