@@ -31,7 +31,8 @@ func TestRetiredMemberGetsNothingNew(t *testing.T) {
 	if m := jsonOf[struct{ Status string }](t, ok(t, inpud, "member", "show", "tanpud", "--json")); m.Status != "retired" {
 		t.Fatalf("tanpud after retire: %q", m.Status)
 	}
-	served := jsonOf[node.SyncStatus](t, ok(t, inpud, "sync", "status", "--json")).Server.Served
+	st := jsonOf[node.SyncStatus](t, ok(t, inpud, "sync", "status", "--json"))
+	served, refused := st.Server.Served, st.Refused.Secured+st.Refused.Streams
 
 	news := strings.TrimSpace(ok(t, inpud, "priority", "add", "--title", "Global: decriminalise possession", "--kind", "change", "--importance", "5", "--achievability", "2"))
 	ok(t, inpud, "share", news, "--audience", "members")
@@ -42,8 +43,15 @@ func TestRetiredMemberGetsNothingNew(t *testing.T) {
 		}
 	}
 	fails(t, tanpud, "no record with that id", "priority", "show", news)
-	if after := jsonOf[node.SyncStatus](t, ok(t, inpud, "sync", "status", "--json")).Server.Served; after != served {
-		t.Errorf("inpud answered %d pull requests after tanpud was retired; want none", after-served)
+	after := jsonOf[node.SyncStatus](t, ok(t, inpud, "sync", "status", "--json"))
+	if after.Server.Served != served {
+		t.Errorf("inpud answered %d pull requests after tanpud was retired; want none", after.Server.Served-served)
+	}
+	if after.Refused.Secured+after.Refused.Streams <= refused {
+		t.Errorf("inpud's sync status shows no refused connections from the retired member: %+v", after.Refused)
+	}
+	if out := ok(t, inpud, "sync", "status"); !strings.Contains(out, "not current members") {
+		t.Errorf("sync status:\n%s", out)
 	}
 	if got := jsonOf[rec](t, ok(t, tanpud, "priority", "show", before, "--json")); got.ID != before {
 		t.Errorf("tanpud lost the record it received before it was retired: %+v", got)

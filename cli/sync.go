@@ -62,6 +62,7 @@ func syncCommand() *cli.Command {
 					fmt.Fprintf(w, "Pulls:      every %s; last round %s\n", st.Interval, last)
 					fmt.Fprintf(w, "Served:     %d pull requests answered, %d refused, %d malformed\n", st.Server.Served, st.Server.Refused, st.Server.Malformed)
 					fmt.Fprintf(w, "Notified:   %d times by member nodes that their feed grew (%d refused, %d malformed)\n", st.Notifies.Received, st.Notifies.Refused, st.Notifies.Malformed)
+					fmt.Fprintf(w, "Refused:    %d connections and %d streams from nodes that are not current members (suspended, retired or unknown)\n", st.Refused.Secured, st.Refused.Streams)
 					fmt.Fprintln(w)
 					return printPeers(c, st.Peers)
 				},

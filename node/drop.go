@@ -7,6 +7,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/inpud/cairn/node/registry"
 	cairnsync "github.com/inpud/cairn/sync"
 )
 
@@ -43,9 +44,11 @@ func (r *replication) stateLocked(id peer.ID) *PeerState {
 	ps := r.peers[id]
 	if ps == nil {
 		ps = &PeerState{ID: id.String(), Rejections: map[cairnsync.Reason]int{}}
-		if k, ok := r.n.fed.State().Node(id.String()); ok {
-			ps.Network = k.Network
-		}
+		r.n.fed.View(func(s *registry.State) {
+			if k, ok := s.Node(id.String()); ok {
+				ps.Network = k.Network
+			}
+		})
 		r.peers[id] = ps
 	}
 	return ps

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/inpud/cairn/model"
+	"github.com/inpud/cairn/node/p2p"
 	"github.com/inpud/cairn/node/registry"
 	"github.com/inpud/cairn/node/store"
 	cairnsync "github.com/inpud/cairn/sync"
@@ -209,7 +210,25 @@ func (r *replication) record(id peer.ID, network string, st cairnsync.PullStats,
 // Peers reports every member node this node has pulled from or is
 // connected to, with its replication state.
 func (r *replication) Peers() []PeerState {
+	// Member nodes not pulled from since this node started are listed too,
+	// with the checkpoint saved for them.
+	var others []peer.ID
+	r.n.fed.View(func(s *registry.State) {
+		for _, k := range s.Peers() {
+			if _, _, ok := s.Member(k.PeerID); ok && k.PeerID != r.n.ID() {
+				if id, err := peer.Decode(k.PeerID); err == nil {
+					others = append(others, id)
+				}
+			}
+		}
+	})
 	r.mu.Lock()
+	for _, id := range others {
+		if _, ok := r.peers[id]; !ok {
+			ps := r.stateLocked(id)
+			ps.Checkpoint, _ = r.n.store.Checkpoint(id.String())
+		}
+	}
 	out := make([]PeerState, 0, len(r.peers))
 	for id, ps := range r.peers {
 		p := *ps
@@ -235,6 +254,7 @@ type SyncStatus struct {
 	Interval  string                      `json:"interval"`
 	LastRound time.Time                   `json:"last_round,omitzero"`
 	Server    cairnsync.PullServerStats   `json:"served"`
+	Refused   p2p.Refusals                `json:"connections_refused"` // by the gater: non-members, suspended and retired members
 	Notifies  cairnsync.NotifyServerStats `json:"notifies"`
 	Peers     []PeerState                 `json:"peers"`
 }
@@ -255,7 +275,7 @@ func (n *Node) SyncStatus() (any, error) {
 	n.repl.mu.Lock()
 	last := n.repl.lastRound
 	n.repl.mu.Unlock()
-	return SyncStatus{ID: n.ID(), FeedHead: n.store.Head(), Interval: n.cfg.SyncInterval.String(), LastRound: last, Server: n.repl.server.Stats(), Notifies: n.repl.notify.Stats(), Peers: n.repl.Peers()}, nil
+	return SyncStatus{ID: n.ID(), FeedHead: n.store.Head(), Interval: n.cfg.SyncInterval.String(), LastRound: last, Server: n.repl.server.Stats(), Refused: n.gater.Refused(), Notifies: n.repl.notify.Stats(), Peers: n.repl.Peers()}, nil
 }
 
 // SyncNow pulls from every reachable member node now and reports, per

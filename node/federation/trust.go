@@ -39,8 +39,8 @@ type trustCache struct {
 // after every applied command.
 func (c *trustCache) fromState(s *registry.State) {
 	t := &trust{known: map[string]bool{}, member: map[string]bool{}, voter: map[string]bool{}}
-	for _, n := range s.Peers() {
-		t.known[n.PeerID] = true
+	for id := range s.Nodes { // any status: a suspended, retired or revoked key is known, and refused
+		t.known[id] = true
 	}
 	for _, id := range s.Voters() {
 		t.member[id], t.voter[id] = true, true
