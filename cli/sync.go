@@ -57,6 +57,7 @@ func syncCommand() *cli.Command {
 					}
 					fmt.Fprintf(w, "Pulls:      every %s; last round %s\n", st.Interval, last)
 					fmt.Fprintf(w, "Served:     %d pull requests answered, %d refused, %d malformed\n", st.Server.Served, st.Server.Refused, st.Server.Malformed)
+					fmt.Fprintf(w, "Notified:   %d times by member nodes that their feed grew (%d refused, %d malformed)\n", st.Notifies.Received, st.Notifies.Refused, st.Notifies.Malformed)
 					fmt.Fprintln(w)
 					return printPeers(c, st.Peers)
 				},

@@ -24,15 +24,20 @@ import (
 type replication struct {
 	n        *Node
 	server   *cairnsync.PullServer
+	notify   *cairnsync.NotifyServer
 	puller   *cairnsync.Puller
 	interval time.Duration
 
 	round  stdsync.Mutex // one round at a time
+	ctx    context.Context
 	cancel context.CancelFunc
-	wg     stdsync.WaitGroup
+	wg     stdsync.WaitGroup // the periodic round, the notify loop and pulls after notifies
 
 	mu        stdsync.Mutex
+	closed    bool                   // guarded by mu; no goroutine starts once set
 	peers     map[peer.ID]*PeerState // guarded by mu
+	pulling   map[peer.ID]bool       // guarded by mu: a pull after a notify runs
+	again     map[peer.ID]bool       // guarded by mu: and must run once more
 	lastRound time.Time              // guarded by mu
 }
 
@@ -57,16 +62,28 @@ func newReplication(n *Node) (*replication, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &replication{n: n, server: srv, interval: n.cfg.SyncInterval, peers: map[peer.ID]*PeerState{},
+	r := &replication{n: n, server: srv, interval: n.cfg.SyncInterval,
+		peers: map[peer.ID]*PeerState{}, pulling: map[peer.ID]bool{}, again: map[peer.ID]bool{},
 		puller: &cairnsync.Puller{Host: n.host, Sink: recordSink{n}, Checkpoints: storeCheckpoints{n.store}}}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.notify, err = cairnsync.NewNotifyServer(registryMembers{n}, r.onNotify, 0)
+	if err != nil {
+		return nil, err
+	}
 	n.host.SetStreamHandler(cairnsync.PullProtocol, n.gater.GuardStream(false, srv.Handle))
+	n.host.SetStreamHandler(cairnsync.NotifyProtocol, n.gater.GuardStream(false, r.notify.Handle))
 	return r, nil
 }
 
-// start launches the periodic pull; stop ends it and waits.
+// start launches the periodic pull and the notify loop; stop ends them
+// and waits.
 func (r *replication) start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
+	ctx := r.ctx
+	changed, unwatch := r.n.store.Watch()
+	r.wg.Go(func() {
+		defer unwatch()
+		r.notifyLoop(ctx, changed)
+	})
 	r.wg.Go(func() {
 		t := time.NewTicker(r.interval)
 		defer t.Stop()
@@ -83,10 +100,12 @@ func (r *replication) start() {
 
 func (r *replication) stop() {
 	r.n.host.RemoveStreamHandler(cairnsync.PullProtocol)
-	if r.cancel != nil {
-		r.cancel()
-		r.wg.Wait()
-	}
+	r.n.host.RemoveStreamHandler(cairnsync.NotifyProtocol)
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.cancel()
+	r.wg.Wait()
 }
 
 // PeerSync is what one round did with one member node.
@@ -190,12 +209,13 @@ func (r *replication) Peers() []PeerState {
 
 // SyncStatus is what `cairn sync status` shows.
 type SyncStatus struct {
-	ID        string                    `json:"id"` // this node's peer ID
-	FeedHead  uint64                    `json:"feed_head"`
-	Interval  string                    `json:"interval"`
-	LastRound time.Time                 `json:"last_round,omitzero"`
-	Server    cairnsync.PullServerStats `json:"served"`
-	Peers     []PeerState               `json:"peers"`
+	ID        string                      `json:"id"` // this node's peer ID
+	FeedHead  uint64                      `json:"feed_head"`
+	Interval  string                      `json:"interval"`
+	LastRound time.Time                   `json:"last_round,omitzero"`
+	Server    cairnsync.PullServerStats   `json:"served"`
+	Notifies  cairnsync.NotifyServerStats `json:"notifies"`
+	Peers     []PeerState                 `json:"peers"`
 }
 
 // Peers reports the member nodes this node replicates with ([]PeerState).
@@ -214,7 +234,7 @@ func (n *Node) SyncStatus() (any, error) {
 	n.repl.mu.Lock()
 	last := n.repl.lastRound
 	n.repl.mu.Unlock()
-	return SyncStatus{ID: n.ID(), FeedHead: n.store.Head(), Interval: n.cfg.SyncInterval.String(), LastRound: last, Server: n.repl.server.Stats(), Peers: n.repl.Peers()}, nil
+	return SyncStatus{ID: n.ID(), FeedHead: n.store.Head(), Interval: n.cfg.SyncInterval.String(), LastRound: last, Server: n.repl.server.Stats(), Notifies: n.repl.notify.Stats(), Peers: n.repl.Peers()}, nil
 }
 
 // SyncNow pulls from every reachable member node now and reports, per

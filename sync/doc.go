@@ -27,8 +27,18 @@
 // every stream has deadlines, so a peer that sends too much, or nothing,
 // costs a bounded amount of memory and time and has its stream reset.
 //
+// # Notify
+//
+// NotifyProtocol carries "my feed is now at seq S" and nothing else. A
+// node sends it (Notify) to the member nodes it is connected to whenever
+// its feed grows, its own writes and records it received alike, so
+// relaying needs no extra step; a NotifyServer hands each notify from a
+// current member to the node, which pulls from the sender if S is beyond
+// its checkpoint. The node's periodic pull catches whatever a lost notify
+// missed.
+//
 // # What is not here yet
 //
-// Notify (/cairn/sync/notify/1), the periodic pull loop, custody, and the
-// pure engine of STYLE §4: the Puller drives the protocol directly for now.
+// Custody, and the pure engine of STYLE §4: the Puller drives the protocol
+// directly for now.
 package sync

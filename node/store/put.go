@@ -111,6 +111,7 @@ func (s *Store) Put(envs ...model.Envelope) (PutResult, error) {
 	s.countMu.Lock()
 	s.counts = counts
 	s.countMu.Unlock()
+	s.changed()
 	return res, nil
 }
 

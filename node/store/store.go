@@ -102,6 +102,8 @@ type Store struct {
 	puts       atomic.Uint64
 	gcRewrites atomic.Uint64 // value-log files GC rewrote (for tests)
 
+	watch watchers // Watch's channels
+
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
