@@ -245,10 +245,10 @@ func BenchmarkSync10After1M(b *testing.B) {
 }
 
 // buildSyncPair1M makes, once, an origin and a receiver data dir under
-// cache that both hold the same held records of the origin (the receiver
-// with its checkpoint at the origin's feed head, as after a sync), the
-// origin then news more, and returns the envelope bytes of both sets.
-// Later runs reuse the dirs, copied.
+// cache that both hold the same held records of the origin, each with its
+// checkpoint at the other's feed head, as after a sync; the origin then
+// news more. It returns the envelope bytes of both sets. Later runs
+// reuse the dirs, copied.
 func buildSyncPair1M(b *testing.B, cache string, held, news int) (heldBytes, newBytes int64) {
 	done := filepath.Join(cache, "complete")
 	if raw, err := os.ReadFile(done); err == nil {
@@ -259,11 +259,14 @@ func buildSyncPair1M(b *testing.B, cache string, held, news int) (heldBytes, new
 	os.RemoveAll(cache)
 	oDir, rDir := filepath.Join(cache, "origin"), filepath.Join(cache, "receiver")
 	author, key := initSyncDir(b, oDir, "origin", "global")
-	initSyncDir(b, rDir, "receiver", "national")
+	receiver, _ := initSyncDir(b, rDir, "receiver", "national")
 	o, r := openStore(b, oDir), openStore(b, rDir)
 	t0 := time.Now()
 	heldBytes = fillStores(b, held, author, key, nil, o, r)
 	if err := r.SetCheckpoint(author, o.Head()); err != nil {
+		b.Fatal(err)
+	}
+	if err := o.SetCheckpoint(receiver, r.Head()); err != nil {
 		b.Fatal(err)
 	}
 	newBytes = fillStores(b, news, author, key, nil, o)
@@ -416,7 +419,7 @@ func fillStores(b *testing.B, n int, author string, key ed25519.PrivateKey, keep
 func syncAudit(key ed25519.PrivateKey, author string, i int, at time.Time, t model.Template) model.Envelope {
 	answers := map[string]model.ItemAnswer{}
 	for j, it := range t.Sections[0].Items {
-		answers[it.ID] = model.ItemAnswer{Answer: []model.Answer{model.AnswerYes, model.AnswerPartly, model.AnswerNo}[(i+j)%3], Note: "observed during the visit; staff were asked about it"}
+		answers[it.ID] = model.ItemAnswer{Answer: []model.Answer{model.AnswerYes, model.AnswerPartly, model.AnswerNo}[(i+j)%3], Note: "observed during the visit"}
 	}
 	body, _ := json.Marshal(model.Audit{Template: t.Ref(), Subject: model.Subject{Name: "OAT clinic " + strconv.Itoa(i%500), Kind: "service"}, Place: "Region " + strconv.Itoa(i%30), Period: "2026", Status: "final", Answers: answers})
 	env, err := model.Seal(key, model.Payload{ID: model.NewID(at, nil), Kind: model.KindAudit, Origin: "origin", Author: author, Version: 1,
@@ -433,4 +436,81 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	slices.Sort(s)
 	i := int(float64(len(s))*p/100+0.5) - 1
 	return s[min(max(i, 0), len(s)-1)]
+}
+
+// BenchmarkSyncLatency is how soon a new record is on a connected member
+// node: the origin writes 200 audits one at a time through its local API
+// (start the audit, answer its first section, share it with members), and
+// each is timed from the moment the share is acknowledged until the
+// receiver's API returns it. Nothing but the notify protocol and the pull
+// it triggers moves the record (no periodic pull runs).
+func BenchmarkSyncLatency(b *testing.B) {
+	const records = 200
+	bin := buildCairn(b)
+	var lat []time.Duration
+	var rssO, rssR float64
+	for range b.N {
+		root := b.TempDir()
+		oDir, rDir := filepath.Join(root, "origin"), filepath.Join(root, "receiver")
+		initSyncDir(b, oDir, "origin", "global")
+		initSyncDir(b, rDir, "receiver", "national")
+		p := startPair(b, bin, oDir, rDir)
+		tmpl, _ := templates.Lookup("iduit-bg/3.2")
+		for i := range records {
+			lat = append(lat, newRecordLatency(b, p, tmpl, i))
+		}
+		rssO += peakRSS(b, p.origin)
+		rssR += peakRSS(b, p.receiver)
+	}
+	p50, p90, p99, worst := percentile(lat, 50), percentile(lat, 90), percentile(lat, 99), percentile(lat, 100)
+	b.Logf("%d records: p50 %v, p90 %v, p99 %v, worst %v", len(lat), p50, p90, p99, worst)
+	b.ReportMetric(float64(p50.Microseconds())/1000, "ms-p50")
+	b.ReportMetric(float64(p90.Microseconds())/1000, "ms-p90")
+	b.ReportMetric(float64(p99.Microseconds())/1000, "ms-p99")
+	b.ReportMetric(float64(worst.Microseconds())/1000, "ms-max")
+	b.ReportMetric(rssO/float64(b.N), "MB-rss-origin")
+	b.ReportMetric(rssR/float64(b.N), "MB-rss-receiver")
+}
+
+// newRecordLatency writes one shared audit on the origin and returns the
+// time from the share's acknowledgement until the receiver holds it,
+// polling the receiver every 2 ms for at most 20 s.
+func newRecordLatency(b *testing.B, p syncPair, t model.Template, i int) time.Duration {
+	ctx := context.Background()
+	var rec struct {
+		ID      string `json:"id"`
+		Version uint64 `json:"version"`
+	}
+	in := map[string]any{"template": t.Ref(), "subject": model.Subject{Name: "NSP drop-in " + strconv.Itoa(i), Kind: "service"}, "place": "Region " + strconv.Itoa(i%30), "period": "2026"}
+	if err := p.origin.Call(ctx, "POST", "/v1/audits", in, &rec); err != nil {
+		b.Fatalf("start audit %d on the origin: %v", i, err)
+	}
+	var answers []map[string]string
+	for j, it := range t.Sections[0].Items {
+		answers = append(answers, map[string]string{"item": it.ID, "answer": []string{"yes", "partly", "no"}[(i+j)%3], "note": "observed during the visit"})
+	}
+	if err := p.origin.Call(ctx, "POST", "/v1/audits/"+rec.ID+"/answers", map[string]any{"answers": answers}, nil); err != nil {
+		b.Fatalf("answer audit %d on the origin: %v", i, err)
+	}
+	if err := p.origin.Call(ctx, "POST", "/v1/records/"+rec.ID+"/audience", api.AudienceRequest{Audience: model.AudienceMembers}, &rec); err != nil {
+		b.Fatalf("share audit %d with members: %v", i, err)
+	}
+	acked := time.Now()
+	deadline := acked.Add(20 * time.Second)
+	for {
+		var got struct {
+			Version uint64 `json:"version"`
+		}
+		err := p.receiver.Call(ctx, "GET", "/v1/records/"+rec.ID, nil, &got)
+		if err == nil && got.Version == rec.Version {
+			return time.Since(acked)
+		}
+		if err != nil && !bench.NotFound(err) {
+			b.Fatalf("read audit %d on the receiver: %v", i, err)
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("audit %d (%s) shared by the origin was not on the receiver within 20 s", i, rec.ID)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
