@@ -244,6 +244,10 @@ func BenchmarkSync10After1M(b *testing.B) {
 	b.ReportMetric(rssR/k, "MB-rss-receiver")
 }
 
+// syncCacheVersion names the records buildSyncPair1M writes; change it
+// when they change, so a cached pair of another kind is rebuilt.
+const syncCacheVersion = "audits-1.5k-v2"
+
 // buildSyncPair1M makes, once, an origin and a receiver data dir under
 // cache that both hold the same held records of the origin, each with its
 // checkpoint at the other's feed head, as after a sync; the origin then
@@ -252,7 +256,8 @@ func BenchmarkSync10After1M(b *testing.B) {
 func buildSyncPair1M(b *testing.B, cache string, held, news int) (heldBytes, newBytes int64) {
 	done := filepath.Join(cache, "complete")
 	if raw, err := os.ReadFile(done); err == nil {
-		if _, err := fmt.Sscan(string(raw), &heldBytes, &newBytes); err == nil {
+		var version string
+		if _, err := fmt.Sscan(string(raw), &version, &heldBytes, &newBytes); err == nil && version == syncCacheVersion {
 			return heldBytes, newBytes
 		}
 	}
@@ -277,7 +282,7 @@ func buildSyncPair1M(b *testing.B, cache string, held, news int) (heldBytes, new
 		b.Fatal(err)
 	}
 	b.Logf("built two stores of %d records in %v (cached in %s)", held, time.Since(t0).Round(time.Second), cache)
-	if err := os.WriteFile(done, fmt.Appendf(nil, "%d %d\n", heldBytes, newBytes), 0o600); err != nil {
+	if err := os.WriteFile(done, fmt.Appendf(nil, "%s %d %d\n", syncCacheVersion, heldBytes, newBytes), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	return heldBytes, newBytes
@@ -396,8 +401,13 @@ func fillStores(b *testing.B, n int, author string, key ed25519.PrivateKey, keep
 			})
 		}
 		wg.Wait()
-		for _, st := range stores {
-			if _, err := st.Put(envs...); err != nil {
+		errs := make([]error, len(stores))
+		for i, st := range stores {
+			wg.Go(func() { _, errs[i] = st.Put(envs...) })
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -419,7 +429,7 @@ func fillStores(b *testing.B, n int, author string, key ed25519.PrivateKey, keep
 func syncAudit(key ed25519.PrivateKey, author string, i int, at time.Time, t model.Template) model.Envelope {
 	answers := map[string]model.ItemAnswer{}
 	for j, it := range t.Sections[0].Items {
-		answers[it.ID] = model.ItemAnswer{Answer: []model.Answer{model.AnswerYes, model.AnswerPartly, model.AnswerNo}[(i+j)%3], Note: "observed during the visit"}
+		answers[it.ID] = model.ItemAnswer{Answer: []model.Answer{model.AnswerYes, model.AnswerPartly, model.AnswerNo}[(i+j)%3], Note: "observed during the visit; staff asked"}
 	}
 	body, _ := json.Marshal(model.Audit{Template: t.Ref(), Subject: model.Subject{Name: "OAT clinic " + strconv.Itoa(i%500), Kind: "service"}, Place: "Region " + strconv.Itoa(i%30), Period: "2026", Status: "final", Answers: answers})
 	env, err := model.Seal(key, model.Payload{ID: model.NewID(at, nil), Kind: model.KindAudit, Origin: "origin", Author: author, Version: 1,
