@@ -29,8 +29,9 @@ import (
 // invite). The origin's records are ~1.5 KB audits shared with all members,
 // signed with its node key and written straight into its store before it
 // starts; the receiver verifies every signature against the registry as it
-// stores them (node/sink.go). Both pull only when told (`sync now`), so
-// nothing runs before the timed call.
+// stores them (node/sink.go). Periodic pulls are off: records move on
+// `sync now`, or on a notify after a write to a running node's store, so
+// nothing moves before the timed call.
 
 // BenchmarkSyncInitial100k is the first sync of 100,000 records, from
 // `sync now` on the receiver until its answer says all are stored, beside
@@ -98,7 +99,14 @@ func initialSync(b *testing.B, bin string, n int) syncRun {
 	if got := status.Records[model.KindAudit]; got != n {
 		b.Fatalf("the receiver holds %d audits after the sync; want %d", got, n)
 	}
-	return syncRun{took: took, bytes: size, envs: envs, rssOrigin: peakRSS(b, p.origin), rssReceiver: peakRSS(b, p.receiver)}
+	var ss node.SyncStatus
+	if err := p.receiver.Call(ctx, "GET", "/v1/sync/status", nil, &ss); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%d records: the receiver answered %d pull requests of the origin meanwhile (notified as its feed grew)", n, ss.Server.Served)
+	r := syncRun{took: took, bytes: size, envs: envs, rssOrigin: peakRSS(b, p.origin), rssReceiver: peakRSS(b, p.receiver)}
+	p.stop() // nothing of Cairn runs during what comes next
+	return r
 }
 
 // plainCopy is the best of three plain TCP copies of envs.
@@ -202,13 +210,14 @@ func tailOf(b []byte, n int) []byte { return b[max(0, len(b)-n):] }
 // initial sync; the origin then holds 10 more. It reports the time of `sync
 // now` and the bytes on the two nodes' connection meanwhile (TCP payload,
 // both ways, with libp2p's framing and anything else the nodes said in
-// that time), beside the envelope bytes of the 10 and of the million.
+// that time), beside the envelope bytes of the 10 and of the million, and
+// the bytes of one idle second before it (Raft heartbeats).
 func BenchmarkSync10After1M(b *testing.B) {
 	const held, news = 1_000_000, 10
 	bin := buildCairn(b)
 	cache := filepath.Join(os.TempDir(), "cairn-bench-sync-1m")
 	heldBytes, newBytes := buildSyncPair1M(b, cache, held, news)
-	var ms, wire, rssO, rssR float64
+	var ms, wire, idle, rssO, rssR float64
 	for range b.N {
 		b.StopTimer()
 		root := b.TempDir()
@@ -218,7 +227,10 @@ func BenchmarkSync10After1M(b *testing.B) {
 			}
 		}
 		p := startPair(b, bin, filepath.Join(root, "origin"), filepath.Join(root, "receiver"))
+		idle0 := wireBytes(b, p.origin)
+		time.Sleep(time.Second)
 		before := wireBytes(b, p.origin)
+		idle += float64(before - idle0)
 		b.StartTimer()
 		t0 := time.Now()
 		res := syncNow(b, p.receiver)
@@ -232,12 +244,15 @@ func BenchmarkSync10After1M(b *testing.B) {
 		wire += float64(after - before)
 		rssO += peakRSS(b, p.origin)
 		rssR += peakRSS(b, p.receiver)
+		p.stop()
+		os.RemoveAll(root) // 4.6 GB; one copy at a time
 		b.Logf("10 new records (%d envelope bytes) after %d held (%.0f MB of envelopes): sync now %v, %d bytes on the wire", newBytes, held, float64(heldBytes)/1e6, took.Round(time.Microsecond), after-before)
 		b.StartTimer()
 	}
 	k := float64(b.N)
 	b.ReportMetric(ms/k, "ms/sync")
 	b.ReportMetric(wire/k, "wire-bytes/sync")
+	b.ReportMetric(idle/k, "idle-wire-bytes/s")
 	b.ReportMetric(float64(newBytes), "envelope-bytes-new")
 	b.ReportMetric(float64(heldBytes)/1e6, "MB-envelopes-held")
 	b.ReportMetric(rssO/k, "MB-rss-origin")
@@ -316,6 +331,12 @@ func startPair(b *testing.B, bin, oDir, rDir string) syncPair {
 		b.Fatalf("the receiver joins: %v", err)
 	}
 	return syncPair{origin: o, receiver: r}
+}
+
+// stop stops both nodes (again at Cleanup, which then does nothing).
+func (p syncPair) stop() {
+	p.receiver.Stop()
+	p.origin.Stop()
 }
 
 // syncNow runs `sync now` on n and returns what it did.
