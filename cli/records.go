@@ -384,7 +384,7 @@ func bar(score float64, width int) string {
 func recordCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "record",
-		Usage: "any record: its history, or delete it",
+		Usage: "any record: its history, who holds it, or delete it",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "history",
@@ -408,6 +408,10 @@ func recordCommand() *cli.Command {
 						switch {
 						case h.Deleted:
 							state = "deleted"
+						case h.Withdrawn:
+							state = "withdrawn; kept by " + h.Keep
+						case h.TakenBack:
+							state = "body taken back by its origin (by " + h.TakenBackBy[:min(16, len(h.TakenBackBy))] + ")"
 						case h.Hash != hs[len(hs)-1].Hash:
 							state = "earlier"
 						}
@@ -435,6 +439,7 @@ func recordCommand() *cli.Command {
 					return nil
 				},
 			},
+			holdersCommand(),
 		},
 	}
 }

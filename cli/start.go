@@ -42,6 +42,11 @@ func nodeFlags() []cli.Flag {
 		altsrc.NewUint64Flag(&cli.Uint64Flag{Name: "registry-trailing-logs", Usage: "registry log entries kept after a snapshot, for replicas that fall behind", EnvVars: []string{"CAIRN_REGISTRY_TRAILING_LOGS"}, Value: def.Registry.TrailingLogs}),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "peer", Usage: "a member node's address, /ip4/…/tcp/…/p2p/PEERID (repeat for several; the registry supplies the rest)", EnvVars: []string{"CAIRN_PEER"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "sync-interval", Usage: "how often to pull from every member node this node can reach", EnvVars: []string{"CAIRN_SYNC_INTERVAL"}, Value: def.SyncInterval}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "sync-request-timeout", Usage: "how long a member node that opened a pull stream may take to send its request", EnvVars: []string{"CAIRN_SYNC_REQUEST_TIMEOUT"}, Value: def.Sync.RequestTimeout}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "sync-write-timeout", Usage: "how long sending one frame of a pull answer may take", EnvVars: []string{"CAIRN_SYNC_WRITE_TIMEOUT"}, Value: def.Sync.WriteTimeout}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "sync-pull-timeout", Usage: "how long one pull may wait for a member node's whole answer", EnvVars: []string{"CAIRN_SYNC_PULL_TIMEOUT"}, Value: def.Sync.PullTimeout}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "sync-drop-backoff", Usage: "how long to stop pulling from a member node dropped for what it sent", EnvVars: []string{"CAIRN_SYNC_DROP_BACKOFF"}, Value: def.Sync.DropBackoff}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "sync-drop-after", Usage: "refusals an honest node could also cause, in a row, that drop a member node", EnvVars: []string{"CAIRN_SYNC_DROP_AFTER"}, Value: def.Sync.DropAfter}),
 		&cli.BoolFlag{Name: "bootstrap", Usage: "create a new federation with this network as its first steward"},
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Usage: "text or json", EnvVars: []string{"CAIRN_LOG_FORMAT"}, Value: "text"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"CAIRN_LOG_LEVEL"}, Value: "info"}),
@@ -111,6 +116,11 @@ func nodeConfig(c *cli.Context) (node.Config, error) {
 	cfg.Listen = c.StringSlice("listen")
 	cfg.Bootstrap = c.Bool("bootstrap")
 	cfg.SyncInterval = c.Duration("sync-interval")
+	cfg.Sync.RequestTimeout = c.Duration("sync-request-timeout")
+	cfg.Sync.WriteTimeout = c.Duration("sync-write-timeout")
+	cfg.Sync.PullTimeout = c.Duration("sync-pull-timeout")
+	cfg.Sync.DropBackoff = c.Duration("sync-drop-backoff")
+	cfg.Sync.DropAfter = c.Int("sync-drop-after")
 	cfg.Peers = c.StringSlice("peer")
 	cfg.Registry.HeartbeatTimeout = c.Duration("registry-heartbeat-timeout")
 	cfg.Registry.ElectionTimeout = c.Duration("registry-election-timeout")

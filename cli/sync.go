@@ -3,11 +3,15 @@ package cli
 import (
 	"fmt"
 	"net/url"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/inpud/cairn/node"
 	"github.com/inpud/cairn/node/api"
+	cairnsync "github.com/inpud/cairn/sync"
 )
 
 func shareCommand() *cli.Command {
@@ -122,7 +126,26 @@ func printPeers(c *cli.Context, ps []node.PeerState) error {
 		if !p.LastPull.IsZero() {
 			last = p.LastPull.Format("15:04:05")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", p.Network, shortID(p.ID), addr, last, p.Lag, p.Received, p.Rejected, p.LastError)
+		problem := p.LastError
+		if time.Now().Before(p.DroppedUntil) {
+			problem = fmt.Sprintf("dropped for %s until %s", p.DropReason, p.DroppedUntil.Local().Format("15:04:05"))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", p.Network, shortID(p.ID), addr, last, p.Lag, p.Received, rejected(p), problem)
 	}
 	return tw.Flush()
+}
+
+// rejected is the REJECTED cell: the total, then each reason's count,
+// e.g. "3 (bad-signature 2, stale 1)".
+func rejected(p node.PeerState) string {
+	var parts []string
+	for _, r := range cairnsync.Reasons {
+		if n := p.Rejections[r]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", r, n))
+		}
+	}
+	if len(parts) == 0 {
+		return strconv.Itoa(p.Rejected)
+	}
+	return fmt.Sprintf("%d (%s)", p.Rejected, strings.Join(parts, ", "))
 }

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -125,4 +126,39 @@ func (a Audience) Admits(r Reader) bool {
 		}
 	}
 	return false
+}
+
+// Union is every reader a or b admits, as one audience ("private" if
+// neither admits anyone).
+func (a Audience) Union(b Audience) Audience {
+	var out Audience
+	for _, e := range append(append(Audience(nil), a...), b...) {
+		if e != AudiencePrivate {
+			out = append(out, e)
+		}
+	}
+	if len(out) == 0 {
+		return Audience{AudiencePrivate}
+	}
+	return out.normalise()
+}
+
+// Covers reports whether a admits every reader b admits, judged from the
+// entries alone: members covers everything, and otherwise each of b's
+// entries must be one of a's. (network:x is not taken as covered by
+// region:r even where x is in r: regions change, and a false "no" only
+// costs a withdrawal that every holder still in the audience ignores.)
+func (a Audience) Covers(b Audience) bool {
+	if b.IsPrivate() {
+		return true
+	}
+	if slices.Contains(a, AudienceMembers) {
+		return true
+	}
+	for _, e := range b {
+		if !slices.Contains(a, e) {
+			return false
+		}
+	}
+	return true
 }

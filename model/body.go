@@ -31,14 +31,14 @@ func DecodeBody(kind Kind, raw json.RawMessage) (any, error) {
 	return v, nil
 }
 
-// ValidateBody decodes and validates a payload's body. Tombstones carry no
-// body. Records received from elsewhere are checked with allowIdentifiers
+// ValidateBody decodes and validates a payload's body. Tombstones and
+// withdrawals carry no body. Records received from elsewhere are checked with allowIdentifiers
 // set: whether free text may carry one was the author's decision, and
 // refusing it here would only lose data the author chose to keep.
 func (p Payload) ValidateBody(find TemplateFinder, allowIdentifiers bool) error {
-	if p.Deleted {
+	if p.Retracts() {
 		if len(p.Body) != 0 {
-			return fmt.Errorf("%w: a deleted record carries no body", ErrMalformed)
+			return fmt.Errorf("%w: a deleted or withdrawn version carries no body", ErrMalformed)
 		}
 		return nil
 	}

@@ -47,18 +47,26 @@ const SchemaVersion = 1
 // are stored; nobody re-encodes a payload, so verification never depends on
 // a canonical encoding.
 type Payload struct {
-	ID       string          `json:"id"`
-	Kind     Kind            `json:"kind"`
-	Schema   int             `json:"schema"`
-	Origin   string          `json:"origin"`  // slug of the network that owns the record
-	Author   string          `json:"author"`  // peer ID of the node that signed this version
-	Version  uint64          `json:"version"` // 1 for the first version, +1 for each after
-	HLC      HLC             `json:"hlc"`
-	Audience Audience        `json:"audience"`
-	Deleted  bool            `json:"deleted,omitempty"`
-	Prev     string          `json:"prev,omitempty"` // hash of the version this one follows
-	Language string          `json:"language,omitempty"`
-	Body     json.RawMessage `json:"body,omitempty"`
+	ID       string   `json:"id"`
+	Kind     Kind     `json:"kind"`
+	Schema   int      `json:"schema"`
+	Origin   string   `json:"origin"`  // slug of the network that owns the record
+	Author   string   `json:"author"`  // peer ID of the node that signed this version
+	Version  uint64   `json:"version"` // 1 for the first version, +1 for each after
+	HLC      HLC      `json:"hlc"`
+	Audience Audience `json:"audience"`
+	Deleted  bool     `json:"deleted,omitempty"`
+	// Withdrawn marks a version with no body that takes the record back
+	// from readers its new audience leaves out: it goes to everyone the
+	// old audience admitted (Audience), and every holder that Keep does
+	// not admit drops the bodies of the versions before it, keeping this
+	// signed version as the reason. The origin writes it when it narrows
+	// a record's audience, followed by the full version for Keep.
+	Withdrawn bool            `json:"withdrawn,omitempty"`
+	Keep      Audience        `json:"keep,omitempty"` // who may still hold the body; only with Withdrawn
+	Prev      string          `json:"prev,omitempty"` // hash of the version this one follows
+	Language  string          `json:"language,omitempty"`
+	Body      json.RawMessage `json:"body,omitempty"`
 }
 
 // Envelope is the signed, immutable bytes of one version of a record.
@@ -132,7 +140,32 @@ func (e Envelope) Open() (Payload, error) {
 	if err := p.Audience.Validate(); err != nil {
 		return p, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
+	switch {
+	case p.Withdrawn && p.Deleted:
+		return p, fmt.Errorf("%w: a version is either withdrawn or deleted, not both", ErrMalformed)
+	case p.Withdrawn && len(p.Keep) == 0:
+		return p, fmt.Errorf("%w: a withdrawn version names who keeps the record (keep)", ErrMalformed)
+	case !p.Withdrawn && len(p.Keep) != 0:
+		return p, fmt.Errorf("%w: only a withdrawn version names who keeps the record (keep)", ErrMalformed)
+	}
+	if err := p.Keep.Validate(); err != nil {
+		return p, fmt.Errorf("%w: keep: %v", ErrMalformed, err)
+	}
 	return p, nil
+}
+
+// Retracts reports whether this version takes the record's body back from
+// holders: a deletion takes it back from everyone, a withdrawal from
+// everyone Keep does not admit. The origin network keeps its own history.
+func (p Payload) Retracts() bool { return p.Deleted || p.Withdrawn }
+
+// TakesBackFrom reports whether a holder described by r, of another
+// network than the origin, must drop the bodies of the versions before p.
+func (p Payload) TakesBackFrom(r Reader) bool {
+	if !p.Retracts() || r.Network == p.Origin {
+		return false
+	}
+	return p.Deleted || !p.Keep.Admits(r)
 }
 
 // DecodeStrict decodes one JSON value from b into v, refusing unknown

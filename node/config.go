@@ -14,9 +14,11 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/inpud/cairn/model"
+	"github.com/inpud/cairn/node/durable"
 	"github.com/inpud/cairn/node/federation"
 	"github.com/inpud/cairn/node/p2p"
 	"github.com/inpud/cairn/node/store"
+	cairnsync "github.com/inpud/cairn/sync"
 )
 
 // Config is everything a node needs to start. DefaultConfig gives the
@@ -48,6 +50,9 @@ type Config struct {
 	// SyncInterval is how often the node pulls from every member node it
 	// can reach (`cairn sync now` pulls at once).
 	SyncInterval time.Duration
+	// Sync tunes replication's timeouts and how the node treats member
+	// nodes that send what it must refuse.
+	Sync SyncConfig
 	// Peers are member nodes' addresses known in advance, each a multiaddr
 	// ending in /p2p/PEERID; the registry supplies the rest.
 	Peers  []string
@@ -78,7 +83,60 @@ func DefaultConfig(dataDir string) Config {
 		P2P:           p2p.DefaultConfig(),
 		Registry:      federation.DefaultConfig(""),
 		SyncInterval:  30 * time.Second,
+		Sync:          DefaultSyncConfig(),
 	}
+}
+
+// SyncConfig tunes replication with other member nodes.
+type SyncConfig struct {
+	// RequestTimeout is how long a member node that opened a pull stream
+	// may take to send its request; then the stream is reset and counted
+	// "stalled" against it.
+	RequestTimeout time.Duration
+	// WriteTimeout is how long sending one frame of an answer may take.
+	WriteTimeout time.Duration
+	// PullTimeout is how long one pull request may wait for a member
+	// node's whole answer; then it is given up and counted "stalled".
+	PullTimeout time.Duration
+	// DropBackoff is how long the node stops pulling from a member node it
+	// dropped (see DropAfter and replication's drop rule).
+	DropBackoff time.Duration
+	// DropAfter is how many refusals an honest node can also cause
+	// (unknown or revoked key, outside the audience, future
+	// timestamp, invalid body, stalled) one member node may earn in a row,
+	// with nothing accepted in between, before it is dropped.
+	DropAfter int
+}
+
+// DefaultSyncConfig returns the replication defaults.
+func DefaultSyncConfig() SyncConfig {
+	pc := cairnsync.DefaultPullConfig()
+	return SyncConfig{
+		RequestTimeout: pc.RequestTimeout,
+		WriteTimeout:   pc.WriteTimeout,
+		PullTimeout:    cairnsync.DefaultPullTimeout,
+		DropBackoff:    10 * time.Minute,
+		DropAfter:      100,
+	}
+}
+
+// Validate says what is wrong with c, if anything, in one sentence.
+func (c SyncConfig) Validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"sync-request-timeout", c.RequestTimeout}, {"sync-write-timeout", c.WriteTimeout},
+		{"sync-pull-timeout", c.PullTimeout}, {"sync-drop-backoff", c.DropBackoff},
+	} {
+		if d.v <= 0 {
+			return &model.FieldError{Field: d.name, Msg: "must be a positive duration, e.g. 10m"}
+		}
+	}
+	if c.DropAfter < 1 {
+		return &model.FieldError{Field: "sync-drop-after", Msg: fmt.Sprintf("%d is not a count: give how many refusals in a row drop a member node, at least 1 (default 100)", c.DropAfter)}
+	}
+	return nil
 }
 
 // Profile describes a member network (model.Profile).
@@ -106,6 +164,9 @@ func (c Config) Validate() error {
 	}
 	if c.SyncInterval < 10*time.Millisecond {
 		return &model.FieldError{Field: "sync-interval", Msg: "must be a duration of at least 10ms, e.g. 30s"}
+	}
+	if err := c.Sync.Validate(); err != nil {
+		return err
 	}
 	if err := c.Registry.Validate(); err != nil {
 		return &model.FieldError{Field: "registry", Msg: err.Error()}
@@ -198,7 +259,7 @@ func Init(cfg Config) (Identity, error) {
 	}
 	b, _ := json.MarshalIndent(cfg.Network, "", "  ")
 	// The profile is written last: its presence marks the dir initialised.
-	if err := writeFileDurable(filepath.Join(cfg.DataDir, profileFile), append(b, '\n'), 0o600); err != nil {
+	if err := durable.WriteFile(filepath.Join(cfg.DataDir, profileFile), append(b, '\n'), 0o600); err != nil {
 		return Identity{}, fmt.Errorf("save network profile: %w", err)
 	}
 	return id, nil

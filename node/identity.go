@@ -11,6 +11,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/inpud/cairn/node/durable"
 )
 
 // Identity is the node's Ed25519 key. It is a libp2p key, so the same key
@@ -49,7 +51,7 @@ func loadOrCreateIdentity(dir string, create bool) (Identity, error) {
 		if err != nil {
 			return Identity{}, fmt.Errorf("encode node key: %w", err)
 		}
-		if err := writeFileDurable(path, b, 0o600); err != nil {
+		if err := durable.WriteFile(path, b, 0o600); err != nil {
 			return Identity{}, fmt.Errorf("save node key: %w", err)
 		}
 	} else if err != nil {
@@ -91,39 +93,4 @@ func AuthorKey(author string) (ed25519.PublicKey, error) {
 		return nil, err
 	}
 	return ed25519.PublicKey(raw), nil
-}
-
-// writeFileDurable writes a file through a temporary name, syncs it and
-// renames it into place, then syncs the directory, so a crash leaves either
-// the old file or the whole new one.
-func writeFileDurable(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	stdsync "sync"
@@ -33,6 +32,7 @@ import (
 	"github.com/inpud/cairn/model"
 	"github.com/inpud/cairn/model/templates"
 	"github.com/inpud/cairn/node/api"
+	"github.com/inpud/cairn/node/durable"
 	"github.com/inpud/cairn/node/federation"
 	"github.com/inpud/cairn/node/p2p"
 	"github.com/inpud/cairn/node/records"
@@ -58,6 +58,7 @@ type Node struct {
 	gater   *p2p.Gater
 	fed     *federation.Registry
 	repl    *replication
+	rcpt    *receipts
 	metrics *prometheus.Registry
 	started time.Time
 	unlock  func()
@@ -123,11 +124,28 @@ func New(cfg Config) (n *Node, err error) {
 		st.Close()
 		return nil, err
 	}
+	st.SetTakeBack(n.takesBack)
 	n.records = records.New(records.Config{
 		Network: profile.Slug, Author: id.ID.String(), Key: key, Language: cfg.Language,
 		Templates: n.Template, KeyOf: AuthorKey, Now: cfg.Now, MaxClockAhead: cfg.MaxClockAhead,
 	}, st)
 	return n, nil
+}
+
+// takesBack says whether a retracting version of another network's record
+// (a deletion, or a withdrawal whose Keep leaves this network out) takes
+// the bodies of the versions before it back from this node. The store
+// asks while it stores the version, so the bodies go in the same write.
+func (n *Node) takesBack(p model.Payload) bool {
+	self := model.Reader{Network: n.profile.Slug, Region: n.profile.Region, Member: true}
+	if n.fed != nil {
+		n.fed.View(func(s *registry.State) {
+			if net, ok := s.Network(self.Network); ok {
+				self.Region = net.Region
+			}
+		})
+	}
+	return p.TakesBackFrom(self)
 }
 
 // joinGuests is how many nodes not yet in the federation may hold a
@@ -178,7 +196,7 @@ func (n *Node) Start(ctx context.Context) error {
 	n.metrics.MustRegister(newStoreCollector(n.store))
 	n.started = n.cfg.Now()
 	n.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) }}
-	if err := writeFileDurable(filepath.Join(n.cfg.DataDir, addrFile), []byte(n.addr+"\n"), 0o600); err != nil {
+	if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, addrFile), []byte(n.addr+"\n"), 0o600); err != nil {
 		ln.Close()
 		return fmt.Errorf("record the API address: %w", err)
 	}
@@ -203,6 +221,12 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.repl = repl
 	repl.start()
+	rcpt, err := newReceipts(n)
+	if err != nil {
+		return err
+	}
+	n.rcpt = rcpt
+	rcpt.start()
 	return nil
 }
 
@@ -221,24 +245,11 @@ func (n *Node) Bootstrap(ctx context.Context) (registry.Result, error) {
 }
 
 // publishAddrs records this node's listen addresses in the registry when
-// it is a member and they changed, so other members can reach it.
+// it is a member and they changed, so other members can reach it. (After a
+// restart the registry may not have caught up yet; the registry replica
+// publishes them itself once it has.)
 func (n *Node) publishAddrs(ctx context.Context) error {
-	st := n.fed.State()
-	key, _, ok := st.Member(n.ID())
-	if !ok {
-		return nil
-	}
-	var addrs []string
-	for _, a := range n.host.Addrs() {
-		if len(addrs) < registry.MaxAddrs {
-			addrs = append(addrs, a.String())
-		}
-	}
-	if slices.Equal(addrs, key.Addrs) {
-		return nil
-	}
-	_, err := n.fed.Propose(ctx, registry.SetAddrs, registry.SetAddrsArgs{Addrs: addrs})
-	return err
+	return n.fed.PublishAddrs(ctx)
 }
 
 // Join makes this node's network a member of the federation an invite
@@ -296,6 +307,9 @@ func (n *Node) Close() error {
 		}
 		if n.repl != nil {
 			n.repl.stop()
+		}
+		if n.rcpt != nil {
+			n.rcpt.stop()
 		}
 		errs = append(errs, n.fed.Close(), n.host.Close(), n.store.Close())
 		n.unlock()
@@ -410,7 +424,7 @@ func loadOrCreateToken(dir string) (string, error) {
 		return "", err
 	}
 	t := hex.EncodeToString(raw)
-	if err := writeFileDurable(path, []byte(t+"\n"), 0o600); err != nil {
+	if err := durable.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("save API token: %w", err)
 	}
 	return t, nil

@@ -24,6 +24,11 @@ import (
 // maxNotifyFanout bounds the notifies in flight at once.
 const maxNotifyFanout = 16
 
+// notifyGather is how long the notify loop waits after a change for more
+// before it tells anyone: a catch-up stores one batch after another, and
+// a member told once pulls them all.
+const notifyGather = 10 * time.Millisecond
+
 // notifyLoop sends this node's feed head to connected member nodes after
 // every change, until ctx ends.
 func (r *replication) notifyLoop(ctx context.Context, changed <-chan struct{}) {
@@ -32,6 +37,15 @@ func (r *replication) notifyLoop(ctx context.Context, changed <-chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-changed:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(notifyGather):
+		}
+		select {
+		case <-changed: // a change during the wait: the head read below covers it
+		default:
 		}
 		head := r.n.store.Head()
 		var wg stdsync.WaitGroup

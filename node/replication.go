@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	stdsync "sync"
@@ -54,17 +55,32 @@ type PeerState struct {
 	Lag        uint64    `json:"lag"`        // head minus checkpoint
 	Received   int       `json:"received"`   // envelopes received from it, all time since start
 	Stored     int       `json:"stored"`
-	Rejected   int       `json:"rejected"`
+	Rejected   int       `json:"rejected"` // all refusals: the sum of Rejections
+	// Rejections counts what this node refused from the peer, by reason
+	// (cairnsync.Reasons): versions it sent, and frames or requests.
+	Rejections map[cairnsync.Reason]int `json:"rejections"`
+	// Drops counts how often this node dropped the peer (drop.go);
+	// DroppedUntil is when it pulls from it again, and DropReason why
+	// it dropped it last.
+	Drops        int              `json:"drops"`
+	DroppedUntil time.Time        `json:"dropped_until,omitzero"`
+	DropReason   cairnsync.Reason `json:"drop_reason,omitempty"`
+
+	streak int // refusals in a row that an honest node can cause too
 }
 
 func newReplication(n *Node) (*replication, error) {
-	srv, err := cairnsync.NewPullServer(storeFeed{n.store}, registryMembers{n}, cairnsync.DefaultPullConfig())
+	r := &replication{n: n, interval: n.cfg.SyncInterval,
+		peers: map[peer.ID]*PeerState{}, pulling: map[peer.ID]bool{}, again: map[peer.ID]bool{}}
+	sc := n.cfg.Sync
+	srv, err := cairnsync.NewPullServer(storeFeed{n.store}, registryMembers{n},
+		cairnsync.PullConfig{RequestTimeout: sc.RequestTimeout, WriteTimeout: sc.WriteTimeout, Faults: r})
 	if err != nil {
 		return nil, err
 	}
-	r := &replication{n: n, server: srv, interval: n.cfg.SyncInterval,
-		peers: map[peer.ID]*PeerState{}, pulling: map[peer.ID]bool{}, again: map[peer.ID]bool{},
-		puller: &cairnsync.Puller{Host: n.host, Sink: recordSink{n}, Checkpoints: storeCheckpoints{n.store}}}
+	r.server = srv
+	r.puller = &cairnsync.Puller{Host: n.host, Sink: recordSink{n: n, r: r}, Checkpoints: storeCheckpoints{n.store},
+		Timeout: sc.PullTimeout, Gate: r}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.notify, err = cairnsync.NewNotifyServer(registryMembers{n}, r.onNotify, 0)
 	if err != nil {
@@ -145,7 +161,7 @@ func (r *replication) Round(ctx context.Context) []PeerSync {
 	for _, t := range targets {
 		ps := PeerSync{ID: t.id.String(), Network: t.network}
 		pctx, cancel := context.WithTimeout(ctx, time.Minute)
-		if r.n.host.Network().Connectedness(t.id) != network.Connected {
+		if r.MayPull(t.id) == nil && r.n.host.Network().Connectedness(t.id) != network.Connected {
 			r.n.host.Connect(pctx, peer.AddrInfo{ID: t.id})
 		}
 		st, err := r.puller.CatchUp(pctx, t.id)
@@ -165,18 +181,22 @@ func (r *replication) Round(ctx context.Context) []PeerSync {
 }
 
 func (r *replication) record(id peer.ID, network string, st cairnsync.PullStats, err error) {
+	if reason, ok := cairnsync.FaultOf(err); ok {
+		// Deferred before the unlock below, so it runs after it.
+		defer r.reject(id, reason, dropsAtOnce(reason))
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ps := r.peers[id]
-	if ps == nil {
-		ps = &PeerState{ID: id.String()}
-		r.peers[id] = ps
-	}
+	ps := r.stateLocked(id)
 	ps.Network = network
+	if errors.Is(err, errDropped) && st.Requests == 0 {
+		ps.LastError = err.Error() // not pulled: the peer is dropped for now
+		return
+	}
 	ps.LastPull = time.Now().UTC()
 	ps.Received += st.Received
 	ps.Stored += st.Stored
-	ps.Rejected += st.Rejected
+	// Rejections were counted as the sink refused them (drop.go).
 	ps.Checkpoint = st.To
 	ps.LastError = ""
 	if err != nil {
@@ -193,6 +213,7 @@ func (r *replication) Peers() []PeerState {
 	out := make([]PeerState, 0, len(r.peers))
 	for id, ps := range r.peers {
 		p := *ps
+		p.Rejections = maps.Clone(ps.Rejections)
 		p.Lag = 0
 		if p.Head > p.Checkpoint {
 			p.Lag = p.Head - p.Checkpoint

@@ -27,6 +27,30 @@
 // every stream has deadlines, so a peer that sends too much, or nothing,
 // costs a bounded amount of memory and time and has its stream reset.
 //
+// # Hostile peers
+//
+// Every refusal has a Reason with a stable name. The Sink counts the
+// versions it refuses (Counts.Reject), and Counts reach the caller even
+// when the Sink returns an error. FaultOf names the requester's faults
+// in a pull error: an oversized frame (ErrFrameTooLarge), anything else
+// the protocol does not allow (ErrProtocol, which includes
+// ErrMalformedFrame), and an answer not complete within Puller.Timeout
+// (ErrStalled). A stream reset, this node's own shutdown and a peer's
+// refusal are not faults. The PullServer tells PullConfig.Faults about
+// requesters that sent an oversized or malformed request, or none within
+// RequestTimeout. A Puller's Gate can forbid pulling from a peer.
+//
+// The node decides what follows (node/drop.go). Whatever an honest node
+// never sends drops the peer at once: a bad signature, an envelope that
+// does not decode, or a malformed or oversized frame. Relays verify
+// before they store, so only a broken or hostile node sends these.
+// Refusals an honest node can cause too are only counted: an unknown or
+// revoked key while the registry replicates, outside the audience after a
+// region change, a future timestamp from clock skew, a body this
+// node's rules refuse, stalled. They drop the peer after a configured
+// number in a row with nothing accepted in between. Dropping closes the
+// peer's connections and stops pulling from it for a while.
+//
 // # Notify
 //
 // NotifyProtocol carries "my feed is now at seq S" and nothing else. A
@@ -36,6 +60,14 @@
 // current member to the node, which pulls from the sender if S is beyond
 // its checkpoint. The node's periodic pull catches whatever a lost notify
 // missed.
+//
+// # Receipts
+//
+// ReceiptProtocol carries delivery receipts: a node tells a node of a
+// record's origin network which version (id, version number, hash) it now
+// holds, so the origin can answer "who holds which version". The server
+// files each receipt under the sender's network as the registry names it,
+// and only for versions of its own records that it holds itself.
 //
 // # What is not here yet
 //

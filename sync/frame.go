@@ -28,6 +28,11 @@ const (
 // maximum, or a writer was given one. Nothing of its body was read.
 var ErrFrameTooLarge = errors.New("frame larger than allowed")
 
+// ErrMalformedFrame means the bytes read are not a frame: a length that is
+// not a uvarint, or a stream that ended cleanly inside a frame. A stream
+// reset or a deadline is not this: those come back as the stream's error.
+var ErrMalformedFrame = errors.New("malformed frame")
+
 // WriteFrame writes b as one frame: its length as a uvarint, then b. It
 // refuses a frame longer than max. Deadlines are the caller's.
 func WriteFrame(w io.Writer, b []byte, max int) error {
@@ -45,26 +50,53 @@ func WriteFrame(w io.Writer, b []byte, max int) error {
 
 // ReadFrame reads one frame written by WriteFrame and returns its body in a
 // new slice. A length above max fails with ErrFrameTooLarge before any of
-// the body is read or allocated; a stream that ends inside a frame fails
-// with io.ErrUnexpectedEOF; one that ends cleanly before a frame returns
-// io.EOF. Deadlines are the caller's: set one on the stream first.
+// the body is read or allocated; a length that is not a uvarint, or a
+// stream that ends inside a frame, fails with ErrMalformedFrame (and
+// io.ErrUnexpectedEOF for the latter); one that ends cleanly before a
+// frame returns io.EOF. Other errors are the stream's own (a reset, a
+// deadline), returned wrapped. Deadlines are the caller's: set one on the
+// stream first.
 func ReadFrame(r *bufio.Reader, max int) ([]byte, error) {
-	n, err := binary.ReadUvarint(r)
+	n, err := readLength(r)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, err // nothing of a frame was read
-		}
-		return nil, fmt.Errorf("read frame length: %w", err)
+		return nil, err
 	}
 	if n > uint64(max) {
 		return nil, fmt.Errorf("frame of %d bytes (at most %d): %w", n, max, ErrFrameTooLarge)
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r, b); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("read frame body: %w: %w", ErrMalformedFrame, io.ErrUnexpectedEOF)
 		}
 		return nil, fmt.Errorf("read frame body: %w", err)
 	}
 	return b, nil
+}
+
+// readLength reads a frame's uvarint length, telling a clean end (io.EOF),
+// bytes that are not a length (ErrMalformedFrame) and the stream's own
+// errors apart.
+func readLength(r *bufio.Reader) (uint64, error) {
+	var x uint64
+	for i := range binary.MaxVarintLen64 {
+		c, err := r.ReadByte()
+		if err != nil {
+			if i == 0 && errors.Is(err, io.EOF) {
+				return 0, io.EOF // nothing of a frame was read
+			}
+			if errors.Is(err, io.EOF) {
+				return 0, fmt.Errorf("read frame length: %w: %w", ErrMalformedFrame, io.ErrUnexpectedEOF)
+			}
+			return 0, fmt.Errorf("read frame length: %w", err)
+		}
+		if c < 0x80 {
+			if i == binary.MaxVarintLen64-1 && c > 1 {
+				break // overflows 64 bits
+			}
+			return x | uint64(c)<<(7*i), nil
+		}
+		x |= uint64(c&0x7f) << (7 * i)
+	}
+	return 0, fmt.Errorf("read frame length: %w: the length overflows 64 bits", ErrMalformedFrame)
 }

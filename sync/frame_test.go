@@ -41,9 +41,13 @@ func TestFrameLimits(t *testing.T) {
 	}{
 		{"length over max", binary.AppendUvarint(nil, MaxRequestFrame+1), ErrFrameTooLarge},
 		{"length near 2^62", huge, ErrFrameTooLarge},
-		{"varint overflow", bytes.Repeat([]byte{0xff}, 11), nil},
+		{"length 2^63, ten bytes", binary.AppendUvarint(nil, 1<<63), ErrFrameTooLarge},
+		{"varint overflow", bytes.Repeat([]byte{0xff}, 11), ErrMalformedFrame},
+		{"varint overflow in the tenth byte", append(bytes.Repeat([]byte{0xff}, 9), 0x02), ErrMalformedFrame},
 		{"truncated length", []byte{0x80}, io.ErrUnexpectedEOF},
+		{"truncated length is malformed", []byte{0x80}, ErrMalformedFrame},
 		{"truncated body", append(binary.AppendUvarint(nil, 10), "abc"...), io.ErrUnexpectedEOF},
+		{"truncated body is malformed", append(binary.AppendUvarint(nil, 10), "abc"...), ErrMalformedFrame},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

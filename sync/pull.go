@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	stdsync "sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +72,9 @@ var (
 	// ErrProtocol: the peer sent something the pull protocol does not
 	// allow. The stream is reset.
 	ErrProtocol = errors.New("the peer broke the pull protocol")
+	// ErrStalled: the peer did not send its whole answer before the
+	// request's deadline. The stream is reset.
+	ErrStalled = errors.New("the peer stopped answering")
 )
 
 // Wire codes of error frames.
@@ -129,12 +134,30 @@ type Counts struct {
 	Stored     int // newly stored versions
 	Duplicates int // versions already held
 	Rejected   int // versions refused (bad signature, unknown or revoked key, outside the audience, malformed...)
+	// Reasons counts the refused versions by reason; its values add up
+	// to Rejected when every refusal went through Reject.
+	Reasons map[Reason]int
+}
+
+// Reject counts one refused version.
+func (c *Counts) Reject(r Reason) {
+	c.Rejected++
+	if c.Reasons == nil {
+		c.Reasons = map[Reason]int{}
+	}
+	c.Reasons[r]++
 }
 
 func (c *Counts) add(o Counts) {
 	c.Stored += o.Stored
 	c.Duplicates += o.Duplicates
 	c.Rejected += o.Rejected
+	for r, n := range o.Reasons {
+		if c.Reasons == nil {
+			c.Reasons = map[Reason]int{}
+		}
+		c.Reasons[r] += n
+	}
 }
 
 // Sink receives the envelopes pulled from a peer.
@@ -145,8 +168,9 @@ type Sink interface {
 	// pass in one durable write, returning once they are on disk. Rejected
 	// envelopes are counted, not errors, and the Puller's checkpoint moves
 	// past them; a Sink that wants a batch offered again (say, an author
-	// key the registry has not replicated yet) returns an error instead.
-	// An error means nothing was stored.
+	// key the registry has not replicated yet), or no more from this peer
+	// now, returns an error instead. An error means nothing was stored;
+	// the Counts returned with it still say what was refused.
 	// The Puller calls it once per batch, from the goroutine that called
 	// CatchUp; it may block on disk.
 	Store(from peer.ID, envs []model.Envelope) (Counts, error)
@@ -174,6 +198,9 @@ type PullConfig struct {
 	RequestTimeout time.Duration
 	// WriteTimeout is how long writing one frame may take.
 	WriteTimeout time.Duration
+	// Faults, if set, hears of requesters that sent an oversized or
+	// malformed request, or none in time.
+	Faults Faults
 }
 
 // DefaultPullConfig returns the timeouts a node uses.
@@ -254,6 +281,7 @@ func (srv *PullServer) serve(s network.Stream) error {
 	b, err := ReadFrame(bufio.NewReaderSize(s, MaxRequestFrame+binary.MaxVarintLen64), MaxRequestFrame)
 	if err != nil {
 		srv.malformed.Add(1)
+		srv.fault(from, requestFault(err))
 		return err
 	}
 	_ = s.CloseRead() // nothing more is expected from the requester
@@ -261,6 +289,7 @@ func (srv *PullServer) serve(s network.Stream) error {
 	var req pullRequest
 	if err := decodeRequest(b, &req); err != nil {
 		srv.malformed.Add(1)
+		srv.fault(from, ReasonMalformedFrame)
 		return w.fail(codeBadRequest, err.Error())
 	}
 	r, ok := srv.members.Reader(from)
@@ -283,6 +312,33 @@ func (srv *PullServer) serve(s network.Stream) error {
 	}
 	srv.served.Add(1)
 	return nil
+}
+
+// requestFault names what a requester did wrong when its request could not
+// be read: too large, not a frame, or not sent in time. A stream the
+// requester reset itself (it gave up, or is shutting down) is no fault.
+func requestFault(err error) Reason {
+	switch {
+	case errors.Is(err, ErrFrameTooLarge):
+		return ReasonOversizedFrame
+	case errors.Is(err, ErrMalformedFrame), errors.Is(err, io.EOF):
+		return ReasonMalformedFrame // closed without a (whole) request
+	case isTimeout(err):
+		return ReasonStalled
+	}
+	return ""
+}
+
+// isTimeout reports whether err is a stream's deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+func (srv *PullServer) fault(p peer.ID, r Reason) {
+	if r != "" && srv.cfg.Faults != nil {
+		srv.cfg.Faults.Fault(p, r)
+	}
 }
 
 // feedPage is how many feed entries the server reads at a time, which
@@ -319,7 +375,9 @@ scan:
 			if e.Seq <= last {
 				break scan // a broken feed: it must go forwards
 			}
-			if !sendable(e.Payload, r) {
+			if e.Env.Payload == nil || !sendable(e.Payload, r) {
+				// Not for r, or a version whose body its origin took
+				// back from this node (no signed bytes left to send).
 				scanned++
 				last = e.Seq // scanned: the requester's checkpoint moves past it
 				continue
@@ -427,22 +485,21 @@ type Batch struct {
 // Pull asks peer p for its change feed after seq after, at most
 // DefaultPullLimit entries scanned, and returns what p sent. It does not
 // verify or store anything: Puller does, through a Sink. It honours ctx's
-// cancellation and deadline (DefaultPullTimeout if ctx has none) and
-// resets the stream on any error.
+// cancellation and deadline, and gives up after DefaultPullTimeout in any
+// case, and resets the stream on any error. An answer not complete by
+// the deadline fails with ErrStalled.
 func Pull(ctx context.Context, h host.Host, p peer.ID, after uint64) (Batch, error) {
-	return pull(ctx, h, p, after, DefaultPullLimit)
+	return pull(ctx, h, p, after, DefaultPullLimit, DefaultPullTimeout)
 }
 
-func pull(ctx context.Context, h host.Host, p peer.ID, after uint64, limit int) (Batch, error) {
+func pull(ctx context.Context, h host.Host, p peer.ID, after uint64, limit int, timeout time.Duration) (Batch, error) {
 	req, err := json.Marshal(pullRequest{After: after, Limit: limit})
 	if err != nil {
 		return Batch{}, err
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultPullTimeout)
-		defer cancel()
-	}
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	s, err := h.NewStream(ctx, p, PullProtocol)
 	if err != nil {
 		return Batch{}, fmt.Errorf("pull from %s: open stream: %w", p, err)
@@ -450,7 +507,13 @@ func pull(ctx context.Context, h host.Host, p peer.ID, after uint64, limit int) 
 	b, err := readAnswer(ctx, s, req, after, limit)
 	if err != nil {
 		_ = s.Reset()
-		if ctx.Err() != nil {
+		switch {
+		case (errors.Is(ctx.Err(), context.DeadlineExceeded) || isTimeout(err)) && !errors.Is(parent.Err(), context.Canceled):
+			// The peer took the whole time allowed: whatever the read
+			// said (the stream's deadline, which may pass a moment
+			// before ctx's, or the reset that ends it), it stalled.
+			err = fmt.Errorf("%w: no complete answer within %s (%w)", ErrStalled, timeout, err)
+		case ctx.Err() != nil:
 			err = fmt.Errorf("%w (%w)", err, ctx.Err())
 		}
 		return Batch{}, fmt.Errorf("pull from %s after %d: %w", p, after, err)
@@ -481,8 +544,11 @@ func readAnswer(ctx context.Context, s network.Stream, req []byte, after uint64,
 		if err == io.EOF {
 			return Batch{}, fmt.Errorf("%w: the answer ended without an end frame", ErrProtocol)
 		}
-		if err != nil {
+		if errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrMalformedFrame) {
 			return Batch{}, fmt.Errorf("%w: %w", ErrProtocol, err)
+		}
+		if err != nil {
+			return Batch{}, fmt.Errorf("read the answer: %w", err) // the stream's own: a reset, a deadline
 		}
 		if len(f) == 0 {
 			return Batch{}, fmt.Errorf("%w: empty frame", ErrProtocol)
@@ -533,7 +599,10 @@ func decodeBatch(b []byte) ([]model.Envelope, int, error) {
 	total := 0
 	for len(b) > 0 {
 		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) || n > MaxEnvelopeSize {
+		if k > 0 && n > MaxEnvelopeSize {
+			return nil, 0, fmt.Errorf("%w: an envelope of %d bytes in a batch (at most %d): %w", ErrProtocol, n, MaxEnvelopeSize, ErrFrameTooLarge)
+		}
+		if k <= 0 || n > uint64(len(b)-k) {
 			return nil, 0, fmt.Errorf("%w: bad envelope length in batch", ErrProtocol)
 		}
 		var env model.Envelope
@@ -568,9 +637,23 @@ type Puller struct {
 	// Limit is the number of feed entries each request asks the peer to
 	// scan; DefaultPullLimit if 0.
 	Limit int
+	// Timeout bounds each request, from opening the stream to the end
+	// frame; DefaultPullTimeout if 0. A peer that takes longer has
+	// stalled (ErrStalled).
+	Timeout time.Duration
+	// Gate, if set, may forbid pulling from a peer for now.
+	Gate Gate
 
 	mu   stdsync.Mutex
 	busy map[peer.ID]chan struct{}
+}
+
+// Gate says whether this node pulls from a peer now.
+type Gate interface {
+	// MayPull returns nil if this node may pull from p now, or an error
+	// saying why not (say, p was dropped for sending forged records).
+	// CatchUp calls it once, first; it must be fast and not block.
+	MayPull(p peer.ID) error
 }
 
 // PullStats says what one CatchUp did.
@@ -589,6 +672,11 @@ func (pl *Puller) CatchUp(ctx context.Context, p peer.ID) (PullStats, error) {
 	if pl.Host == nil || pl.Sink == nil || pl.Checkpoints == nil {
 		return st, errors.New("sync: a Puller needs a host, a sink and checkpoints")
 	}
+	if pl.Gate != nil {
+		if err := pl.Gate.MayPull(p); err != nil {
+			return st, fmt.Errorf("pull from %s: %w", p, err)
+		}
+	}
 	release, err := pl.acquire(ctx, p)
 	if err != nil {
 		return st, err
@@ -603,8 +691,12 @@ func (pl *Puller) CatchUp(ctx context.Context, p peer.ID) (PullStats, error) {
 	if limit <= 0 {
 		limit = DefaultPullLimit
 	}
+	timeout := pl.Timeout
+	if timeout <= 0 {
+		timeout = DefaultPullTimeout
+	}
 	for {
-		b, err := pull(ctx, pl.Host, p, after, limit)
+		b, err := pull(ctx, pl.Host, p, after, limit, timeout)
 		if err != nil {
 			return st, err
 		}
@@ -612,10 +704,10 @@ func (pl *Puller) CatchUp(ctx context.Context, p peer.ID) (PullStats, error) {
 		st.Received += len(b.Envelopes)
 		if len(b.Envelopes) > 0 {
 			c, err := pl.Sink.Store(p, b.Envelopes)
+			st.add(c) // on error too: what it refused is still told
 			if err != nil {
 				return st, fmt.Errorf("store records pulled from %s: %w", p, err)
 			}
-			st.add(c)
 		}
 		if b.Last != after {
 			if err := pl.Checkpoints.SetCheckpoint(p, b.Last); err != nil {

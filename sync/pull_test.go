@@ -466,7 +466,7 @@ func TestPullRejectsHostileServers(t *testing.T) {
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			_, err := pull(ctx, ehrn.h, rogue.h.ID(), 10, 2)
+			_, err := pull(ctx, ehrn.h, rogue.h.ID(), 10, 2, DefaultPullTimeout)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
@@ -480,7 +480,7 @@ func TestPullRejectsHostileServers(t *testing.T) {
 		_, _ = ReadFrame(bufio.NewReader(s), MaxRequestFrame)
 		_, _ = s.Write(framed(batch, end(11, 1)))
 	})
-	b, err := pull(context.Background(), ehrn.h, rogue.h.ID(), 10, 2)
+	b, err := pull(context.Background(), ehrn.h, rogue.h.ID(), 10, 2, DefaultPullTimeout)
 	if err != nil || len(b.Envelopes) != 1 || b.Last != 11 || !b.More || b.Envelopes[0].Hash() != env.Hash() {
 		t.Fatalf("honest answer: %+v, %v", b, err)
 	}
@@ -578,7 +578,7 @@ func TestPullBoundsTheAnswer(t *testing.T) {
 	var got []model.Envelope
 	after, requests := uint64(0), 0
 	for {
-		b, err := pull(ctx, ehrn.h, inpud.h.ID(), after, 100)
+		b, err := pull(ctx, ehrn.h, inpud.h.ID(), after, 100, DefaultPullTimeout)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -621,12 +621,12 @@ func TestPullReportsFeedFailures(t *testing.T) {
 	inpud.h.SetStreamHandler(PullProtocol, srv.Handle)
 
 	// The first page is sent; the feed fails on the second.
-	b, err := pull(ctx, ehrn.h, inpud.h.ID(), 0, MaxPullLimit)
+	b, err := pull(ctx, ehrn.h, inpud.h.ID(), 0, MaxPullLimit, DefaultPullTimeout)
 	if err != nil || len(b.Envelopes) != feedPage || b.Last != feedPage || !b.More {
 		t.Fatalf("pull across a failing feed: %d envelopes, last %d, more %v, %v", len(b.Envelopes), b.Last, b.More, err)
 	}
 	// Asked from there, the failure is reported.
-	if _, err := pull(ctx, ehrn.h, inpud.h.ID(), b.Last, MaxPullLimit); !errors.Is(err, ErrUnavailable) {
+	if _, err := pull(ctx, ehrn.h, inpud.h.ID(), b.Last, MaxPullLimit, DefaultPullTimeout); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("got %v, want ErrUnavailable", err)
 	}
 	// The puller stores what arrived and keeps its checkpoint there.

@@ -96,6 +96,7 @@ func New(cfg Config, n Node) http.Handler {
 	v1("GET /v1/records", s.list)
 	v1("GET /v1/records/{id}", s.get)
 	v1("GET /v1/records/{id}/history", s.history)
+	v1("GET /v1/records/{id}/holders", s.holders)
 	v1("DELETE /v1/records/{id}", s.delete)
 	v1("POST /v1/records/{id}/audience", s.share)
 	v1("POST /v1/audits", s.newAudit)

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	stdsync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -123,13 +124,17 @@ type Registry struct {
 	snaps raft.SnapshotStore
 
 	trust    trustCache
-	mu       stdsync.Mutex
-	trusted  map[peer.ID]bool // stewards named by an invite, while joining
-	changed  chan struct{}
-	cancel   context.CancelFunc
-	wg       stdsync.WaitGroup
-	closeErr error
-	closed   stdsync.Once
+	book     []byte      // the address book as last written (follow goroutine only, after Open)
+	reaching atomic.Bool // reachVoters is dialling
+	// publishing: republish is proposing this node's addresses
+	publishing atomic.Bool
+	mu         stdsync.Mutex
+	trusted    map[peer.ID]bool // stewards named by an invite, while joining
+	changed    chan struct{}
+	cancel     context.CancelFunc
+	wg         stdsync.WaitGroup
+	closeErr   error
+	closed     stdsync.Once
 }
 
 // Open starts this node's registry replica. It does not bootstrap: a new
@@ -174,6 +179,7 @@ func Open(cfg Config, h host.Host, gater *p2p.Gater, key ed25519.PrivateKey) (*R
 	r.raft, r.trans, r.bolt, r.snaps = ra, trans, bolt, snaps
 	r.fsm.View(r.trust.fromState)
 	r.refreshConfigTrust()
+	r.loadAddrBook()
 	h.SetStreamHandler(ProposeProtocol, gater.GuardStream(false, r.handlePropose))
 	h.SetStreamHandler(JoinProtocol, gater.GuardStream(true, r.handleJoin))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -378,6 +384,9 @@ func (r *Registry) follow(ctx context.Context) {
 		r.refreshConfigTrust()
 		st := r.fsm.State()
 		r.updatePeerstore(st)
+		r.saveAddrBook(st)
+		r.reachVoters(ctx)
+		r.republish(ctx, st)
 		if n := r.gater.Enforce(r.host); n > 0 {
 			r.log.Info("closed connections to peers no longer in the federation", "peers", n)
 		}

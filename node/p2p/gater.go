@@ -25,7 +25,8 @@ const guestGrace = 10 * time.Second
 //
 // One Gater serves one host. All methods are safe for concurrent use.
 type Gater struct {
-	allow atomic.Pointer[func(peer.ID) bool]
+	allow   atomic.Pointer[func(peer.ID) bool]
+	blocked atomic.Pointer[map[peer.ID]bool] // see Block; nil or read-only once stored
 
 	mu        sync.Mutex
 	maxGuests int
@@ -73,9 +74,66 @@ func (g *Gater) SetAllow(allow func(peer.ID) bool) {
 	g.allow.Store(&allow)
 }
 
-// Allowed reports whether p is a member by the current Allow function.
+// Allowed reports whether p is a member by the current Allow function,
+// and not blocked.
 func (g *Gater) Allowed(p peer.ID) bool {
-	return (*g.allow.Load())(p)
+	return !g.isBlocked(p) && (*g.allow.Load())(p)
+}
+
+// Block cuts this node off from peers ps, members or not, until Unblock:
+// the gater refuses them as it refuses strangers (dials, handshakes,
+// streams, and no guest slot), and Block closes their live connections.
+// It returns how many of them were connected.
+//
+// Nothing in the node blocks a peer: membership is the registry's, through
+// SetAllow. Block exists for fault tests that partition a federation of
+// real hosts (node/partition_test.go), cutting sync and Raft both ways
+// when both sides block each other.
+func (g *Gater) Block(h host.Host, ps ...peer.ID) int {
+	g.mu.Lock()
+	next := map[peer.ID]bool{}
+	if cur := g.blocked.Load(); cur != nil {
+		for p := range *cur {
+			next[p] = true
+		}
+	}
+	for _, p := range ps {
+		next[p] = true
+	}
+	g.blocked.Store(&next)
+	g.mu.Unlock()
+	closed := 0
+	for _, p := range ps {
+		if h.Network().Connectedness(p) == network.Connected {
+			closed++
+		}
+		_ = h.Network().ClosePeer(p)
+	}
+	return closed
+}
+
+// Unblock lets peers ps through again, if Allow accepts them. It dials
+// no one: connections come back as either side next dials the other.
+func (g *Gater) Unblock(ps ...peer.ID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cur := g.blocked.Load()
+	if cur == nil {
+		return
+	}
+	next := map[peer.ID]bool{}
+	for p := range *cur {
+		next[p] = true
+	}
+	for _, p := range ps {
+		delete(next, p)
+	}
+	g.blocked.Store(&next)
+}
+
+func (g *Gater) isBlocked(p peer.ID) bool {
+	b := g.blocked.Load()
+	return b != nil && (*b)[p]
 }
 
 // AdmitGuests lets at most n peers that are not members hold connections
@@ -92,7 +150,7 @@ func (g *Gater) AdmitGuests(n int) {
 // IsGuest reports whether p holds a connection as a guest: admitted
 // although not a member. A guest that becomes a member stops being one.
 func (g *Gater) IsGuest(p peer.ID) bool {
-	if g.Allowed(p) {
+	if g.Allowed(p) || g.isBlocked(p) {
 		return false
 	}
 	g.mu.Lock()
@@ -246,7 +304,7 @@ func (g *Gater) InterceptSecured(dir network.Direction, p peer.ID, _ network.Con
 		g.forgetGuest(p) // a guest that became a member no longer takes a slot
 		return true
 	}
-	if dir == network.DirInbound && g.admitGuest(p) {
+	if dir == network.DirInbound && !g.isBlocked(p) && g.admitGuest(p) {
 		return true
 	}
 	g.refusedSecured.Add(1)

@@ -80,21 +80,30 @@ func New(cfg Config, st Store) *Service {
 
 // Record is one version of a record as people read it.
 type Record struct {
-	ID       string               `json:"id"`
-	Kind     model.Kind           `json:"kind"`
-	Origin   string               `json:"origin"`
-	Own      bool                 `json:"own"` // written by this node's network
-	Author   string               `json:"author"`
-	Version  uint64               `json:"version"`
-	Updated  time.Time            `json:"updated"`
-	Audience string               `json:"audience"`
-	Deleted  bool                 `json:"deleted,omitempty"`
-	Hash     string               `json:"hash"`
-	Prev     string               `json:"prev,omitempty"`
-	Language string               `json:"language,omitempty"`
-	Seq      uint64               `json:"seq"`
-	Body     any                  `json:"body,omitempty"`
-	Scores   []model.SectionScore `json:"scores,omitempty"` // audits: per section
+	ID       string     `json:"id"`
+	Kind     model.Kind `json:"kind"`
+	Origin   string     `json:"origin"`
+	Own      bool       `json:"own"` // written by this node's network
+	Author   string     `json:"author"`
+	Version  uint64     `json:"version"`
+	Updated  time.Time  `json:"updated"`
+	Audience string     `json:"audience"`
+	Deleted  bool       `json:"deleted,omitempty"`
+	// Withdrawn: this version took the record back from readers its new
+	// audience leaves out; Keep is who may still hold it.
+	Withdrawn bool   `json:"withdrawn,omitempty"`
+	Keep      string `json:"keep,omitempty"`
+	// TakenBack: the origin took this version's body back from this node;
+	// only its header is left, and TakenBackBy is the hash of the signed
+	// version that took it back.
+	TakenBack   bool                 `json:"taken_back,omitempty"`
+	TakenBackBy string               `json:"taken_back_by,omitempty"`
+	Hash        string               `json:"hash"`
+	Prev        string               `json:"prev,omitempty"`
+	Language    string               `json:"language,omitempty"`
+	Seq         uint64               `json:"seq"`
+	Body        any                  `json:"body,omitempty"`
+	Scores      []model.SectionScore `json:"scores,omitempty"` // audits: per section
 }
 
 func (s *Service) view(st store.Stored) Record {
@@ -103,8 +112,12 @@ func (s *Service) view(st store.Stored) Record {
 		ID: p.ID, Kind: p.Kind, Origin: p.Origin, Own: p.Origin == s.cfg.Network, Author: p.Author,
 		Version: p.Version, Updated: p.HLC.Time(), Audience: p.Audience.String(), Deleted: p.Deleted,
 		Hash: st.Hash, Prev: p.Prev, Language: p.Language, Seq: st.Seq,
+		Withdrawn: p.Withdrawn, TakenBack: st.TakenBack, TakenBackBy: st.TakenBackBy,
 	}
-	if p.Deleted {
+	if p.Withdrawn {
+		r.Keep = p.Keep.String()
+	}
+	if p.Retracts() || st.TakenBack {
 		return r
 	}
 	body, err := model.DecodeBody(p.Kind, p.Body)
@@ -357,7 +370,9 @@ func (s *Service) Delete(id string) (Record, error) {
 	return s.writeLocked(cur.Payload.Kind, id, &cur, nil, cur.Payload.Audience, true)
 }
 
-// Share writes a new version with another audience.
+// Share writes a new version with another audience. If the new audience
+// leaves out readers the old one admitted, a withdrawn version comes
+// first (model.Payload.Withdrawn), so that their nodes drop the body.
 func (s *Service) Share(id string, aud model.Audience) (Record, error) {
 	if err := aud.Validate(); err != nil {
 		return Record{}, err
@@ -371,7 +386,27 @@ func (s *Service) Share(id string, aud model.Audience) (Record, error) {
 	if cur.Payload.Deleted {
 		return Record{}, fmt.Errorf("%w: %s", ErrDeleted, id)
 	}
-	return s.writeLocked(cur.Payload.Kind, id, &cur, json.RawMessage(cur.Payload.Body), aud, false)
+	if aud.Covers(cur.Payload.Audience) {
+		return s.writeLocked(cur.Payload.Kind, id, &cur, json.RawMessage(cur.Payload.Body), aud, false)
+	}
+	// Narrowing: first a withdrawn version, without the body, to everyone
+	// the old audience admitted, telling those the new one leaves out to
+	// drop the body; then the full version for the new audience. Both go
+	// to disk in one write, and sync carries them in feed order.
+	kind := cur.Payload.Kind
+	w, err := s.sealLocked(model.Payload{ID: id, Kind: kind, Audience: cur.Payload.Audience.Union(aud), Withdrawn: true, Keep: aud}, &cur, nil)
+	if err != nil {
+		return Record{}, err
+	}
+	wp, err := w.Open()
+	if err != nil {
+		return Record{}, err
+	}
+	full, err := s.sealLocked(model.Payload{ID: id, Kind: kind, Audience: aud}, &store.Stored{Envelope: w, Payload: wp, Hash: w.Hash()}, json.RawMessage(cur.Payload.Body))
+	if err != nil {
+		return Record{}, err
+	}
+	return s.putLocked(w, full)
 }
 
 func (s *Service) create(kind model.Kind, body any) (Record, error) {
@@ -419,10 +454,19 @@ func (s *Service) currentOwn(id string) (store.Stored, error) {
 
 // writeLocked signs and stores the next version. s.mu must be held.
 func (s *Service) writeLocked(kind model.Kind, id string, prev *store.Stored, body any, aud model.Audience, deleted bool) (Record, error) {
-	p := model.Payload{
-		ID: id, Kind: kind, Schema: model.SchemaVersion, Origin: s.cfg.Network, Author: s.cfg.Author,
-		Version: 1, Audience: aud, Deleted: deleted, Language: s.cfg.Language,
+	env, err := s.sealLocked(model.Payload{ID: id, Kind: kind, Audience: aud, Deleted: deleted}, prev, body)
+	if err != nil {
+		return Record{}, err
 	}
+	return s.putLocked(env)
+}
+
+// sealLocked fills in p's origin, author, version, time and body as the
+// version after prev (nil: the first), signs it and advances the clock.
+// s.mu must be held.
+func (s *Service) sealLocked(p model.Payload, prev *store.Stored, body any) (model.Envelope, error) {
+	p.Schema, p.Origin, p.Author = model.SchemaVersion, s.cfg.Network, s.cfg.Author
+	p.Version, p.Language = 1, s.cfg.Language
 	if prev != nil {
 		p.Version = prev.Payload.Version + 1
 		p.Prev = prev.Hash
@@ -435,7 +479,7 @@ func (s *Service) writeLocked(kind model.Kind, id string, prev *store.Stored, bo
 		if !ok {
 			var err error
 			if raw, err = json.Marshal(body); err != nil {
-				return Record{}, fmt.Errorf("encode %s %s: %w", kind, id, err)
+				return model.Envelope{}, fmt.Errorf("encode %s %s: %w", p.Kind, p.ID, err)
 			}
 		}
 		p.Body = raw
@@ -447,17 +491,24 @@ func (s *Service) writeLocked(kind model.Kind, id string, prev *store.Stored, bo
 	p.HLC = next
 	env, err := model.Seal(s.cfg.Key, p)
 	if err != nil {
-		return Record{}, err
-	}
-	res, err := s.st.Put(env)
-	if err != nil {
-		return Record{}, fmt.Errorf("store %s %s: %w", kind, id, err)
+		return model.Envelope{}, err
 	}
 	s.clock = next
-	if len(res.Stored) != 1 {
-		return Record{}, fmt.Errorf("store %s %s: the store did not take the new version", kind, id)
+	return env, nil
+}
+
+// putLocked stores versions sealed together in one durable write and
+// returns the last. s.mu must be held.
+func (s *Service) putLocked(envs ...model.Envelope) (Record, error) {
+	res, err := s.st.Put(envs...)
+	if err != nil {
+		p, _ := envs[0].Open()
+		return Record{}, fmt.Errorf("store %s %s: %w", p.Kind, p.ID, err)
 	}
-	return s.view(res.Stored[0]), nil
+	if len(res.Stored) != len(envs) {
+		return Record{}, errors.New("store a new version: the store did not take it")
+	}
+	return s.view(res.Stored[len(res.Stored)-1]), nil
 }
 
 // Rejection names an envelope an import refused, and why.

@@ -44,13 +44,17 @@
 //	/m/maxhlc                          highest HLC of any stored version (8 bytes)
 //	/m/count/<kind>                    current, non-deleted records of a kind (8 bytes)
 //	/h/<id>/<version %020d>/<hash>     one version: its seq (8 bytes) then the envelope
-//	                                   (model.Envelope.MarshalBinary)
+//	                                   (model.Envelope.MarshalBinary), or, once its origin
+//	                                   took the body back, 0x00 and a stub (withdraw.go)
 //	/c/<seq %016x>                     feed entry: the /h/ key of the version stored
 //	/r/<id>                            the current version: a summary pointing at its /h/ key
 //	/i/kind/<kind>/<id>                index of current versions by kind (empty value)
 //	/i/origin/<origin>/<id>            ... by origin network
 //	/i/template/<ref>/<id>             ... by template ref ("iduit-bg/3.2@2017") of audits
-//	/k/<peer>                          pull checkpoint: the peer's feed seq (8 bytes)
+//	/k/<peer>                          pull checkpoint: the peer's feed seq (8 bytes);
+//	                                   /k/receipt:<network> the receipts sent to it
+//	/d/<id>/<network>                  delivery receipt for an own record: the version
+//	                                   and hash that network holds (receipts.go)
 //
 // Zero-padded versions and fixed-width hex seqs sort numerically, so history
 // iterates oldest first and the feed in order. Index keys end in a record id

@@ -67,10 +67,11 @@ type rec struct {
 	version  uint64     // default 1
 	hlc      model.HLC  // default derived from version
 	deleted  bool
-	template string // audits: default "iduit-bg/3.2@2017"; "-" for no body
-	size     int    // approximate payload size; default ~1500 bytes
-	note     string // varies the body
-	unsigned bool   // dummy signature (unsignedRec)
+	keep     model.Audience // a withdrawn version: who keeps the body
+	template string         // audits: default "iduit-bg/3.2@2017"; "-" for no body
+	size     int            // approximate payload size; default ~1500 bytes
+	note     string         // varies the body
+	unsigned bool           // dummy signature (unsignedRec)
 }
 
 // sealRec signs r with the key of its author.
@@ -125,7 +126,10 @@ func sealRecErr(r rec) (model.Envelope, error) {
 		Audience: model.Audience{"members"},
 		Deleted:  r.deleted,
 	}
-	if !r.deleted && r.template != "-" {
+	if r.keep != nil {
+		p.Withdrawn, p.Keep = true, r.keep
+	}
+	if !r.deleted && r.keep == nil && r.template != "-" {
 		p.Body = body(r, r.size-120)
 	}
 	if r.unsigned {

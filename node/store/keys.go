@@ -21,6 +21,7 @@ const (
 	pfxOrigin     = "/i/origin/"   // /i/origin/<origin>/<id> → empty
 	pfxTemplate   = "/i/template/" // /i/template/<ref>/<id> → empty
 	pfxCount      = "/m/count/"    // /m/count/<kind> → count (8 bytes)
+	pfxReceipt    = "/d/"          // /d/<id>/<network> → what that network holds of an own record (receipts.go)
 
 	keyFormat = "/m/format" // store format version, "1"
 	keyHead   = "/m/head"   // last assigned seq (8 bytes)

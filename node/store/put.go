@@ -67,6 +67,7 @@ func (s *Store) Put(envs ...model.Envelope) (PutResult, error) {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	w := putTxn{
+		s:      s,
 		txn:    txn,
 		head:   s.head.Load(),
 		maxHLC: model.HLC(s.maxHLC.Load()),
@@ -131,6 +132,7 @@ func (s *Store) countsAfter(delta map[model.Kind]int) map[model.Kind]int {
 
 // putTxn is the state of one Put's transaction.
 type putTxn struct {
+	s      *Store
 	txn    *badger.Txn
 	head   uint64
 	maxHLC model.HLC
@@ -172,8 +174,31 @@ func (w *putTxn) put(r *decoded) (st Stored, dup, conflict bool, err error) {
 	if err != nil {
 		return Stored{}, false, false, err
 	}
-	if err := w.txn.Set(hk, append(u64(seq), bin...)); err != nil {
+	val := append(u64(seq), bin...)
+	stored := Stored{Envelope: r.env, Payload: r.p, Hash: r.hash, Seq: seq}
+	if hasCur && cur.Version > v {
+		// An older version arriving late: if a newer one held took the
+		// body back from this node, keep only its stub.
+		by, err := w.takenBackBy(w.s, id, v)
+		if err != nil {
+			return Stored{}, false, false, err
+		}
+		if by != "" {
+			if val, err = stubValue(seq, r.p, by); err != nil {
+				return Stored{}, false, false, err
+			}
+			p := r.p
+			p.Body = nil
+			stored = Stored{Payload: p, Hash: r.hash, Seq: seq, TakenBack: true, TakenBackBy: by}
+		}
+	}
+	if err := w.txn.Set(hk, val); err != nil {
 		return Stored{}, false, false, err
+	}
+	if w.s.takesBack(r.p) {
+		if _, err := w.takeBackBefore(id, v, r.hash); err != nil {
+			return Stored{}, false, false, err
+		}
 	}
 	if err := w.txn.Set(feedKey(seq), hk); err != nil {
 		return Stored{}, false, false, err
@@ -187,7 +212,7 @@ func (w *putTxn) put(r *decoded) (st Stored, dup, conflict bool, err error) {
 			Version:  v,
 			HLC:      r.p.HLC,
 			Hash:     r.hash,
-			Deleted:  r.p.Deleted,
+			Deleted:  r.p.Deleted || r.p.Withdrawn, // gone from lists, either way
 			Kind:     r.p.Kind,
 			Origin:   r.p.Origin,
 			Author:   r.p.Author,
@@ -202,7 +227,7 @@ func (w *putTxn) put(r *decoded) (st Stored, dup, conflict bool, err error) {
 			return Stored{}, false, false, err
 		}
 	}
-	return Stored{Envelope: r.env, Payload: r.p, Hash: r.hash, Seq: seq}, false, conflict, nil
+	return stored, false, conflict, nil
 }
 
 // setCurrent makes next the current version of id: /r/<id>, the indexes

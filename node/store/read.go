@@ -108,21 +108,36 @@ func readVersion(txn *badger.Txn, hk []byte) (Stored, error) {
 // what it returns rather than trusting the disk.
 func decodeVersion(item *badger.Item) (Stored, error) {
 	key := item.KeyCopy(nil)
+	val, err := item.ValueCopy(nil)
+	if err != nil {
+		return Stored{}, fmt.Errorf("read %s: %w", key, err)
+	}
+	return decodeValue(key, val)
+}
+
+// decodeValue is decodeVersion on a key and value already read.
+func decodeValue(key, val []byte) (Stored, error) {
 	id, version, hash, err := parseHistoryKey(key)
 	if err != nil {
 		return Stored{}, fmt.Errorf("%w: %v", ErrDamaged, err)
 	}
-	val, err := item.ValueCopy(nil)
-	if err != nil {
-		return Stored{}, fmt.Errorf("read record %s version %d: %w", id, version, err)
-	}
 	damaged := func(what string, args ...any) error {
 		return fmt.Errorf("%w: record %s version %d: %s; fetch it again from a peer", ErrDamaged, id, version, fmt.Sprintf(what, args...))
 	}
-	if len(val) < 8 {
+	if len(val) < 9 {
 		return Stored{}, damaged("the stored entry is %d bytes", len(val))
 	}
 	seq, _ := readU64(val[:8])
+	if val[8] == stubMark {
+		st, err := decodeStub(val[8:])
+		if err != nil {
+			return Stored{}, damaged("its stub is unreadable: %v", err)
+		}
+		if st.Payload.ID != id || st.Payload.Version != version {
+			return Stored{}, damaged("the stored stub is of record %s version %d", st.Payload.ID, st.Payload.Version)
+		}
+		return Stored{Payload: st.Payload, Hash: hash, Seq: seq, TakenBack: true, TakenBackBy: st.By}, nil
+	}
 	var env model.Envelope
 	if err := env.UnmarshalBinary(val[8:]); err != nil {
 		return Stored{}, damaged("%v", err)

@@ -69,6 +69,13 @@ type Stored struct {
 	Payload  model.Payload  // Envelope.Open()
 	Hash     string         // Envelope.Hash(): names the version
 	Seq      uint64         // local change-feed sequence number it got when stored
+
+	// TakenBack is set when the record's origin took this version's body
+	// back from this node (withdraw.go): Envelope is empty, Payload is the
+	// version's header without its body, and TakenBackBy is the hash of
+	// the signed version that took it back. Such a version is never sent on.
+	TakenBack   bool
+	TakenBackBy string
 }
 
 // Store is a node's record store: current versions, full history, a local
@@ -102,7 +109,8 @@ type Store struct {
 	puts       atomic.Uint64
 	gcRewrites atomic.Uint64 // value-log files GC rewrote (for tests)
 
-	watch watchers // Watch's channels
+	watch    watchers                                 // Watch's channels
+	takeBack atomic.Pointer[func(model.Payload) bool] // SetTakeBack
 
 	stop      chan struct{}
 	wg        sync.WaitGroup

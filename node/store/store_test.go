@@ -635,7 +635,7 @@ func largestFit(t *testing.T, s *Store, envs []model.Envelope) int {
 	fits := func(n int) bool {
 		txn := s.db.NewTransaction(true)
 		defer txn.Discard()
-		w := putTxn{txn: txn, head: s.Head(), maxHLC: s.MaxHLC(), delta: map[model.Kind]int{}}
+		w := putTxn{s: s, txn: txn, head: s.Head(), maxHLC: s.MaxHLC(), delta: map[model.Kind]int{}}
 		for i := range recs[:n] {
 			if _, _, _, err := w.put(&recs[i]); err != nil {
 				if errors.Is(err, badger.ErrTxnTooBig) {

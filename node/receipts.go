@@ -1,0 +1,357 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	stdsync "sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/inpud/cairn/model"
+	"github.com/inpud/cairn/node/records"
+	"github.com/inpud/cairn/node/registry"
+	"github.com/inpud/cairn/node/store"
+	cairnsync "github.com/inpud/cairn/sync"
+)
+
+// Delivery receipts (DESIGN §5): every node tells the origin network of
+// the records it stored which versions it holds, so the origin's nodes can
+// answer "who holds which version of this record" (`cairn record holders`).
+//
+// The sender writes nothing when it stores records: its change feed already
+// lists every version it stored. It keeps one cursor per origin network
+// (the checkpoint "receipt:<slug>"; slugs have no ':' and peer IDs, the
+// other checkpoints, have none either), scans the feed after it, sends the
+// versions of that origin's records to any reachable node of the origin
+// network, and advances the cursor only after that node's ack. A crash
+// between the ack and the cursor sends the same receipts again, which the
+// origin keeps idempotently. An unreachable origin keeps its cursor and
+// does not hold up the others.
+
+// receiptConfig tunes the sender. Defaults come from the node's config.
+type receiptConfig struct {
+	// Retry is how often the sender runs when the feed did not grow, and
+	// how long an origin that could not be reached waits before it is
+	// tried again, unless a node connects first.
+	Retry time.Duration
+	// Scan is the most feed entries one pass reads.
+	Scan int
+	// Passes bounds the passes of one round.
+	Passes int
+	// Timeout bounds sending one frame to one node.
+	Timeout time.Duration
+}
+
+func defaultReceiptConfig(syncInterval time.Duration) receiptConfig {
+	return receiptConfig{Retry: syncInterval, Scan: 4096, Passes: 64, Timeout: 20 * time.Second}
+}
+
+// receiptCursor is the checkpoint name of an origin network's cursor.
+func receiptCursor(network string) string { return "receipt:" + network }
+
+// receipts sends this node's receipts and serves other nodes' receipts for
+// this network's records. Its loop runs from start to stop.
+type receipts struct {
+	n      *Node
+	cfg    receiptConfig
+	server *cairnsync.ReceiptServer
+	kick   chan struct{} // a member node connected: retry failed origins now
+
+	cancel context.CancelFunc
+	wg     stdsync.WaitGroup
+
+	mu     stdsync.Mutex
+	failed map[string]time.Time // origin network → last failure; guarded by mu
+}
+
+func newReceipts(n *Node) (*receipts, error) {
+	srv, err := cairnsync.NewReceiptServer(registryMembers{n}, receiptStore{n}, cairnsync.DefaultPullConfig())
+	if err != nil {
+		return nil, err
+	}
+	r := &receipts{n: n, cfg: defaultReceiptConfig(n.cfg.SyncInterval), server: srv, kick: make(chan struct{}, 1), failed: map[string]time.Time{}}
+	n.host.SetStreamHandler(cairnsync.ReceiptProtocol, n.gater.GuardStream(false, srv.Handle))
+	return r, nil
+}
+
+// start launches the sending loop; stop ends it and waits.
+func (r *receipts) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	changed, unwatch := r.n.store.Watch()
+	r.n.host.Network().Notify(r)
+	r.wg.Go(func() {
+		defer unwatch()
+		r.loop(ctx, changed)
+	})
+}
+
+func (r *receipts) stop() {
+	r.n.host.RemoveStreamHandler(cairnsync.ReceiptProtocol)
+	r.n.host.Network().StopNotify(r)
+	if r.cancel != nil {
+		r.cancel()
+		r.wg.Wait()
+	}
+}
+
+// loop runs a round at start, whenever the store's feed grew (a sync
+// stored something), when a node connects, and every Retry.
+func (r *receipts) loop(ctx context.Context, changed <-chan struct{}) {
+	t := time.NewTicker(r.cfg.Retry)
+	defer t.Stop()
+	for {
+		r.round(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-t.C:
+		case <-r.kick:
+			r.mu.Lock()
+			clear(r.failed)
+			r.mu.Unlock()
+		}
+	}
+}
+
+// Connected is called by libp2p when a connection opens; it must not
+// block. A node that comes back may be the origin receipts wait for.
+func (r *receipts) Connected(network.Network, network.Conn) {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *receipts) Disconnected(network.Network, network.Conn) {}
+func (r *receipts) Listen(network.Network, ma.Multiaddr)       {}
+func (r *receipts) ListenClose(network.Network, ma.Multiaddr)  {}
+
+// round sends what every reachable origin network is owed. Origins whose
+// cursors are equal share one scan of the feed (in steady state that is
+// all of them), so a round costs one read of what is new.
+func (r *receipts) round(ctx context.Context) {
+	origins := r.origins()
+	if len(origins) == 0 {
+		return
+	}
+	cursors := map[string]uint64{}
+	for o := range origins {
+		c, err := r.n.store.Checkpoint(receiptCursor(o))
+		if err != nil {
+			r.n.log.Warn("receipts: could not read a cursor", "origin", o, "err", err)
+			return
+		}
+		cursors[o] = c
+	}
+	head := r.n.store.Head()
+	for range r.cfg.Passes {
+		groups := map[uint64][]string{}
+		for o, c := range cursors {
+			if c < head {
+				groups[c] = append(groups[c], o)
+			}
+		}
+		if len(groups) == 0 || ctx.Err() != nil {
+			return
+		}
+		for after, group := range groups {
+			if err := r.pass(ctx, after, group, origins, cursors); err != nil {
+				r.n.log.Warn("receipts: reading the change feed failed", "err", err)
+				return
+			}
+		}
+	}
+}
+
+// origins returns the other member networks not waiting out a failure,
+// each with its member nodes.
+func (r *receipts) origins() map[string][]peer.ID {
+	out := map[string][]peer.ID{}
+	self := r.n.profile.Slug
+	r.n.fed.View(func(s *registry.State) {
+		for _, k := range s.Peers() {
+			if k.Network == self {
+				continue
+			}
+			if id, err := peer.Decode(k.PeerID); err == nil {
+				out[k.Network] = append(out[k.Network], id)
+			}
+		}
+	})
+	r.mu.Lock()
+	for o, at := range r.failed {
+		if time.Since(at) < r.cfg.Retry {
+			delete(out, o)
+		}
+	}
+	r.mu.Unlock()
+	return out
+}
+
+// pass scans the feed after seq after for the origins in group (whose
+// cursors are all at after), sends each its receipts, and moves each
+// cursor that was acknowledged (or had nothing to send). An origin that
+// fails is dropped from cursors for the rest of the round.
+func (r *receipts) pass(ctx context.Context, after uint64, group []string, nodes map[string][]peer.ID, cursors map[string]uint64) error {
+	pending := map[string]map[string]cairnsync.Receipt{}
+	for _, o := range group {
+		pending[o] = map[string]cairnsync.Receipt{}
+	}
+	end, scanned := after, 0
+scan:
+	for scanned < r.cfg.Scan {
+		ask := min(256, r.cfg.Scan-scanned)
+		entries, _, err := r.n.store.Feed(end, ask)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			scanned++
+			end = e.Seq
+			p, ok := pending[e.Payload.Origin]
+			if !ok || e.TakenBack {
+				continue // another origin's, or a stub: this node no longer holds that version
+			}
+			if cur, seen := p[e.Payload.ID]; !seen || e.Payload.Version > cur.Version {
+				p[e.Payload.ID] = cairnsync.Receipt{ID: e.Payload.ID, Version: e.Payload.Version, Hash: e.Hash}
+			}
+			if len(p) == cairnsync.MaxReceipts {
+				break scan // a full frame: every origin of the group stops here
+			}
+		}
+		if len(entries) < ask {
+			break // the end of the feed
+		}
+	}
+	if end == after {
+		return nil
+	}
+	for _, o := range group {
+		if len(pending[o]) > 0 {
+			rs := make([]cairnsync.Receipt, 0, len(pending[o]))
+			for _, rc := range pending[o] {
+				rs = append(rs, rc)
+			}
+			if err := r.send(ctx, o, nodes[o], rs); err != nil {
+				delete(cursors, o)
+				r.mu.Lock()
+				r.failed[o] = time.Now()
+				r.mu.Unlock()
+				r.n.log.Debug("receipts: no node of the origin took them; will retry", "origin", o, "receipts", len(rs), "err", err)
+				continue
+			}
+		}
+		if err := r.n.store.SetCheckpoint(receiptCursor(o), end); err != nil {
+			delete(cursors, o)
+			r.n.log.Warn("receipts: could not save a cursor", "origin", o, "err", err)
+			continue
+		}
+		cursors[o] = end
+	}
+	return nil
+}
+
+// send gives rs to the first node of origin that acknowledges them,
+// connected nodes first.
+func (r *receipts) send(ctx context.Context, origin string, nodes []peer.ID, rs []cairnsync.Receipt) error {
+	h := r.n.host
+	ordered := make([]peer.ID, 0, len(nodes))
+	for _, id := range nodes {
+		if h.Network().Connectedness(id) == network.Connected {
+			ordered = append(ordered, id)
+		}
+	}
+	for _, id := range nodes {
+		if h.Network().Connectedness(id) != network.Connected {
+			ordered = append(ordered, id)
+		}
+	}
+	var errs []error
+	for _, id := range ordered {
+		sctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+		if h.Network().Connectedness(id) != network.Connected {
+			if err := h.Connect(sctx, peer.AddrInfo{ID: id}); err != nil {
+				cancel()
+				errs = append(errs, fmt.Errorf("connect to %s: %w", id, err))
+				continue
+			}
+		}
+		ack, err := cairnsync.SendReceipts(sctx, h, id, rs)
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if ack.Ignored > 0 {
+			r.n.log.Debug("receipts: the origin ignored some", "origin", origin, "node", id, "ignored", ack.Ignored)
+		}
+		return nil
+	}
+	if len(errs) == 0 {
+		return fmt.Errorf("network %s has no member node", origin)
+	}
+	return errors.Join(errs...)
+}
+
+// receiptStore keeps receipts for this network's records in the store.
+type receiptStore struct{ n *Node }
+
+func (s receiptStore) Receive(network string, rs []cairnsync.Receipt) (int, error) {
+	if network == s.n.profile.Slug {
+		return 0, nil // the origin's own nodes hold its records already
+	}
+	in := make([]store.Receipt, len(rs))
+	for i, rc := range rs {
+		in[i] = store.Receipt{ID: rc.ID, Version: rc.Version, Hash: rc.Hash}
+	}
+	res, err := s.n.store.PutReceipts(network, s.n.profile.Slug, s.n.cfg.Now(), in)
+	return res.Accepted, err
+}
+
+// RecordHolder is one network's copy of a record, as `cairn record
+// holders` shows it: the origin's current version, or the highest version
+// another network acknowledged holding.
+type RecordHolder struct {
+	ID      string    `json:"id"` // the record's id
+	Network string    `json:"network"`
+	Version uint64    `json:"version"`
+	Hash    string    `json:"hash"`
+	At      time.Time `json:"at"` // the origin: when the version was written; others: when their receipt for it arrived
+}
+
+// Holders says which networks hold which version of one of this network's
+// records ([]RecordHolder): this network first, then every network whose
+// receipts reached this node, by slug.
+func (n *Node) Holders(id string) (any, error) {
+	if err := model.ValidateID(id); err != nil {
+		return nil, err
+	}
+	cur, err := n.store.Get(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", records.ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if origin := cur.Payload.Origin; origin != n.profile.Slug {
+		return nil, fmt.Errorf("%w: %s comes from %s, and only the nodes of %s collect its delivery receipts; ask one of them who holds it", records.ErrNotOwn, id, origin, origin)
+	}
+	hs, err := n.store.Holders(id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RecordHolder, 0, len(hs)+1)
+	out = append(out, RecordHolder{ID: id, Network: n.profile.Slug, Version: cur.Payload.Version, Hash: cur.Hash, At: cur.Payload.HLC.Time().UTC()})
+	for _, h := range hs {
+		if h.Network != n.profile.Slug {
+			out = append(out, RecordHolder{ID: id, Network: h.Network, Version: h.Version, Hash: h.Hash, At: h.At})
+		}
+	}
+	return out, nil
+}
