@@ -261,13 +261,13 @@ func BenchmarkSync10After1M(b *testing.B) {
 
 // syncCacheVersion names the records buildSyncPair1M writes; change it
 // when they change, so a cached pair of another kind is rebuilt.
-const syncCacheVersion = "audits-1.5k-v2"
+const syncCacheVersion = "audits-1.5k-v3"
 
 // buildSyncPair1M makes, once, an origin and a receiver data dir under
 // cache that both hold the same held records of the origin, each with its
-// checkpoint at the other's feed head, as after a sync; the origin then
-// news more. It returns the envelope bytes of both sets. Later runs
-// reuse the dirs, copied.
+// checkpoints at the other's feed head, as after a sync and the receipts
+// that follow it; the origin then holds news more. It returns the envelope
+// bytes of both sets. Later runs reuse the dirs, copied.
 func buildSyncPair1M(b *testing.B, cache string, held, news int) (heldBytes, newBytes int64) {
 	done := filepath.Join(cache, "complete")
 	if raw, err := os.ReadFile(done); err == nil {
@@ -287,6 +287,12 @@ func buildSyncPair1M(b *testing.B, cache string, held, news int) (heldBytes, new
 		b.Fatal(err)
 	}
 	if err := o.SetCheckpoint(receiver, r.Head()); err != nil {
+		b.Fatal(err)
+	}
+	// The receiver has sent its delivery receipts for the million too: its
+	// cursor for the origin network's records is the checkpoint
+	// "receipt:origin" (node/receipts.go).
+	if err := r.SetCheckpoint("receipt:origin", r.Head()); err != nil {
 		b.Fatal(err)
 	}
 	newBytes = fillStores(b, news, author, key, nil, o)
