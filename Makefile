@@ -30,6 +30,10 @@ bench:
 	$(GO) test -run='^$$' -bench=CommitLatency -benchtime=300x ./node/federation/
 	$(GO) test -run='^$$' -bench=Join500 -benchtime=1x ./node/federation/
 	$(GO) test -run='^$$' -bench=IdleCluster ./node/raftnet/
+# Sync between two node processes on loopback, beside a plain TCP copy and
+# Syncthing (Debian's package, installed here if missing; ../shared/bench).
+	command -v syncthing >/dev/null || apt-get install -y syncthing || { apt-get update && apt-get install -y syncthing; }
+	$(GO) test -run='^$$' -bench='^BenchmarkSync' -benchtime=1x -timeout=30m .
 
 # Each fuzz target for a while (FUZZTIME=5m make fuzz). Crashers land in
 # testdata/fuzz/ and become regression seeds.
