@@ -38,6 +38,7 @@ import (
 	"github.com/inpud/cairn/node/records"
 	"github.com/inpud/cairn/node/registry"
 	"github.com/inpud/cairn/node/store"
+	"github.com/inpud/cairn/node/web"
 )
 
 // Version is the program version, set at build time.
@@ -192,7 +193,12 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("listen for the local API on %s: %w (is another program using that port? --api 127.0.0.1:0 picks a free one)", n.cfg.API, err)
 	}
 	n.addr = ln.Addr().String()
-	handler := api.New(api.Config{Token: token, Logger: n.log, Metrics: n.metrics}, n)
+	ui, err := web.New(web.Config{Language: n.cfg.Language, Logger: n.log, Now: n.cfg.Now}, n)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("build the web interface: %w", err)
+	}
+	handler := api.New(api.Config{Token: token, Logger: n.log, Metrics: n.metrics, UI: ui}, n)
 	n.metrics.MustRegister(newStoreCollector(n.store))
 	n.started = n.cfg.Now()
 	n.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) }}
