@@ -46,7 +46,7 @@ var funcs = template.FuncMap{
 		}
 		return m
 	},
-	"list": func(xs ...string) []string { return xs },
+	"list":  func(xs ...string) []string { return xs },
 	"eq1":   func(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) },
 	"short": func(s string) string { return strings.TrimPrefix(s, "committee-") },
 }
