@@ -120,11 +120,19 @@ func New(cfg Config, n Node) http.Handler {
 	v1("GET /v1/export", s.export)
 	v1("POST /v1/import", s.importRecords)
 	s.routesFederation(v1)
-	if cfg.UI != nil {
-		mux.Handle("/", cfg.UI)
-		v1("POST /v1/ui/login-code", s.loginCode)
+	if cfg.UI == nil {
+		return mux
 	}
-	return mux
+	// The web interface gets every path the API does not own, so the API
+	// answers its own paths exactly as without it (405 for a wrong method).
+	v1("POST /v1/ui/login-code", s.loginCode)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; strings.HasPrefix(p, "/v1/") || p == "/healthz" || p == "/metrics" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		cfg.UI.ServeHTTP(w, r)
+	})
 }
 
 // statusWriter remembers the status code for the request counter.
