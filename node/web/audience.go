@@ -160,6 +160,8 @@ func recordPath(rec records.Record) string {
 		return "/audits/" + rec.ID
 	case model.KindPriority:
 		return "/priorities/" + rec.ID
+	case model.KindReport:
+		return "/reports/" + rec.ID
 	}
 	return "/records/" + rec.ID
 }
@@ -171,6 +173,8 @@ func (u *UI) showRecord(r *req, code int, rec records.Record, f *form) error {
 		return u.renderAudit(r, code, rec, nil, f)
 	case model.KindPriority:
 		return u.renderPriority(r, code, rec, nil, f)
+	case model.KindReport:
+		return u.renderReport(r, code, rec, f)
 	}
 	u.render(r, code, "record", pageData{Title: recordTitle(r.lang, rec), Body: recordPage{Record: rec, Title: recordTitle(r.lang, rec), Audience: u.audience(r.lang, rec, f)}})
 	return nil

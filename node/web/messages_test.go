@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/inpud/cairn/model"
+	"github.com/inpud/cairn/node/registry"
 )
 
 // TestCataloguesCoverEveryKey: every key the pages and handlers use has
@@ -28,6 +29,9 @@ func TestCataloguesCoverEveryKey(t *testing.T) {
 		"method.%s":      {"visit", "group", "survey", "committee", "documents"},
 		"pkind.%s":       {"change-needed", "positive-achievement", "community-action"},
 		"subjectkind.%s": {"service", "programme", "jurisdiction", "community"},
+		"issue.%s":       {"open", "raised", "resolved"},
+		"role.%s":        {string(registry.RoleSteward), string(registry.RoleMember)},
+		"status.%s":      {string(registry.StatusActive), string(registry.StatusSuspended), string(registry.StatusRetired)},
 	}
 	printf := regexp.MustCompile(`printf "([a-z.]+%s)"`)
 	var sources []string

@@ -49,6 +49,14 @@ var funcs = template.FuncMap{
 	"list":  func(xs ...string) []string { return xs },
 	"eq1":   func(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) },
 	"short": func(s string) string { return strings.TrimPrefix(s, "committee-") },
+	"shortid": func(s string) string {
+		if len(s) > 12 {
+			return "…" + s[len(s)-8:]
+		}
+		return s
+	},
+	"deref": func(b *bool) bool { return b != nil && *b },
+	"row": func(group string, i int, field string) string { return fmt.Sprintf("%s[%d].%s", group, i, field) },
 }
 
 func parsePages() (pages, error) {

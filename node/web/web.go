@@ -125,6 +125,12 @@ func (u *UI) routes() {
 	page("POST /priorities", u.priorityAdd)
 	page("GET /priorities/{id}", u.priorityShow)
 	page("POST /priorities/{id}/move", u.priorityMove)
+	page("GET /reports", u.reportList)
+	page("GET /reports/new", u.reportNewForm)
+	page("POST /reports", u.reportCreate)
+	page("GET /reports/{id}", u.reportShow)
+	page("GET /members", u.membersPage)
+	page("GET /export", u.export)
 	page("GET /records/{id}", u.recordShow)
 	page("POST /records/{id}/audience", u.audienceChange)
 }
