@@ -56,7 +56,7 @@ var funcs = template.FuncMap{
 		return s
 	},
 	"deref": func(b *bool) bool { return b != nil && *b },
-	"row": func(group string, i int, field string) string { return fmt.Sprintf("%s[%d].%s", group, i, field) },
+	"row":   func(group string, i int, field string) string { return fmt.Sprintf("%s[%d].%s", group, i, field) },
 }
 
 func parsePages() (pages, error) {

@@ -89,7 +89,7 @@ func TestCommitteeReports(t *testing.T) {
 		"rows.clinical_review": "1", "clinical_review[0].finding": "Confidentiality notice missing", "clinical_review[0].charter_displayed": "no",
 		"rows.commodities_review": "2", "commodities_review[0].item": "10 ml syringes", "commodities_review[0].right_types": "no", "commodities_review[0].enough": "yes",
 		"commodities_review[0].note": "people who use salts need insulin syringes",
-		"barriers": "Police outside the clinic\n\nNo clinic on weekends", "planned_changes": "Take-home doses from May",
+		"barriers":                   "Police outside the clinic\n\nNo clinic on weekends", "planned_changes": "Take-home doses from May",
 		"data_shared": "Audit scores read out at the drop-in", "feedback_to_management": "Thanks for the new waiting room.",
 		"rows.management_contacts": "1", "management_contacts[0].date": "2026-02-10", "management_contacts[0].form": "letter",
 		"management_contacts[0].role_met": "chief medical officer", "management_contacts[0].commitments": "Review dosing policy",
