@@ -44,8 +44,8 @@ func chromiumPath(t *testing.T) string {
 
 // browser is one headless chromium tab logged in to a node's web interface.
 type browser struct {
-	t    *testing.T
-	ctx  context.Context
+	t     *testing.T
+	ctx   context.Context
 	base  string // http://127.0.0.1:PORT
 	out   string // where screenshots go
 	width int    // of the window or the emulated screen, in CSS pixels
