@@ -173,7 +173,7 @@ func TestKeySharesRoundTripAndRefusals(t *testing.T) {
 		t.Fatalf("key check of 3 shares:\n%s", out)
 	}
 	// Too few, twice the same, two sets, a changed share: one sentence each.
-	fails(t, dir, "3 different shares of set "+rep.Set+" are needed to open the key and 2 were given", "key", "check", f[0], f[1])
+	fails(t, dir, "3 different shares of set "+rep.Set+" are needed to open the key, and only 2 given", "key", "check", f[0], f[1])
 	dup := filepath.Join(t.TempDir(), "copy.txt")
 	b, _ := os.ReadFile(f[1])
 	os.WriteFile(dup, b, 0o600)

@@ -243,7 +243,7 @@ func Combine(shares []Share) (Owner, []byte, error) {
 		points = append(points, p)
 	}
 	if len(points) < first.Threshold {
-		return Owner{}, nil, fmt.Errorf("%w: %d different shares of set %s are needed to open the key and %d were given",
+		return Owner{}, nil, fmt.Errorf("%w: %d different shares of set %s are needed to open the key, and only %d given",
 			ErrTooFewShares, first.Threshold, first.Set, len(points))
 	}
 	s, err := secretsharing.Recover(uint(first.Threshold-1), points)

@@ -69,7 +69,7 @@ func TestTooFewShares(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err = Combine(parseAll(t, files, 0, 4))
-	if !errors.Is(err, ErrTooFewShares) || !strings.Contains(err.Error(), "3 different shares") || !strings.Contains(err.Error(), "2 were given") {
+	if !errors.Is(err, ErrTooFewShares) || !strings.Contains(err.Error(), "3 different shares") || !strings.Contains(err.Error(), "only 2 given") {
 		t.Fatalf("Combine of 2 of 3: %v", err)
 	}
 	if _, _, err := Combine(nil); !errors.Is(err, ErrTooFewShares) {
