@@ -30,6 +30,7 @@ bench:
 	$(GO) test -run='^$$' -bench=CommitLatency -benchtime=300x ./node/federation/
 	$(GO) test -run='^$$' -bench=Join500 -benchtime=1x ./node/federation/
 	$(GO) test -run='^$$' -bench=IdleCluster ./node/raftnet/
+	$(GO) test -run='^$$' -bench=Federation100 -benchtime=3x -timeout=30m ./sync/
 # Sync between two node processes on loopback, beside a plain TCP copy and
 # Syncthing (Debian's package, installed here if missing; ../shared/bench).
 	command -v syncthing >/dev/null || apt-get install -y syncthing || { apt-get update && apt-get install -y syncthing; }
