@@ -12,6 +12,14 @@
 // without a request, or when the node stops. Every page needs a session,
 // and every form carries the session's CSRF token.
 //
+// Pages: the overview; audits; the priority board; committee reports
+// (reports.go: a form whose inputs carry the services' field names, so
+// their sentences land next to the input); members and peers (members.go,
+// read-only, from the registry and the node's sync status); CSV and NDJSON
+// downloads (export.go, through api.WriteExport, the code /v1/export runs);
+// and on every record, who can see it. browser_test.go drives chromium
+// through all of it.
+//
 // All interface text comes from the message catalogues in messages/
 // (English complete; French, Spanish and Russian started, falling back to
 // English key by key). The language is the node's --language unless the
