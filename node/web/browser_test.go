@@ -353,8 +353,11 @@ func TestBrowser(t *testing.T) {
 	b.do("top of the page", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
 	b.shot("audit")
 	b.shotTop("audit-top")
-	// A refused answer shows the services' sentence next to the item.
+	// A note typed before an answer waits for it; then a refused answer
+	// shows the services' sentence next to the item.
 	b.fill(`textarea[name="note.3.2.5"]`, "call her on +255 754 123 456")
+	b.do("leave the note", chromedp.Click(chromedp.CSS(`textarea[name="note.3.2.6"]`)))
+	b.until("the note waiting for an answer", `document.querySelector('fieldset[data-item="3.2.5"] .status').textContent === "Choose an answer: the note is saved with it."`)
 	b.do("answer 3.2.5", chromedp.Click(chromedp.CSS(`input[name="answer.3.2.5"][value="no"]`)))
 	b.until("the refusal next to 3.2.5", `document.querySelector('fieldset[data-item="3.2.5"] .status').textContent.indexOf("personal identifiers") >= 0`)
 	b.shot("audit-refused")
