@@ -174,6 +174,7 @@ func (n *Node) openNetwork(key ed25519.PrivateKey) error {
 	}
 	n.host, n.fed = h, fed
 	n.gater.SetAllow(fed.Allowed)
+	n.gater.RefuseAsGuests(fed.Removed)
 	for _, a := range n.cfg.Peers {
 		if ai, err := peer.AddrInfoFromString(a); err == nil {
 			h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
