@@ -206,7 +206,9 @@ func (p fuzzPair) serveCanned(proto protocol.ID, answer *atomic.Pointer[[]byte])
 // stream error; it never panics.
 func FuzzPullAnswer(f *testing.F) {
 	envs := fuzzEnvelopes(f, 3)
-	end := func(last uint64, more byte) []byte { return frame(append(binary.AppendUvarint([]byte{kindEnd}, last), more)) }
+	end := func(last uint64, more byte) []byte {
+		return frame(append(binary.AppendUvarint([]byte{kindEnd}, last), more))
+	}
 	f.Add(append(frame(append([]byte{kindBatch}, batchBody(f, envs)...)), end(3, 0)...), uint64(0), uint16(10))
 	f.Add(append(frame(append([]byte{kindBatch}, batchBody(f, envs)...)), end(3, 1)...), uint64(0), uint16(2))
 	f.Add(end(7, 0), uint64(7), uint16(10))
