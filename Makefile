@@ -3,7 +3,8 @@ GO      ?= go
 DATA    ?= ./data
 API     ?= 127.0.0.1:7410
 FUZZN   ?= 20000x
-# Targets that go through a real stream, an HTTP API or a file per input.
+# Targets that go through a real stream, an HTTP API, a file or a whole
+# registry snapshot per input.
 FUZZNIO ?= 2000x
 
 .PHONY: build run test test-short bench fuzz fuzz-ci lint clean
@@ -71,7 +72,7 @@ fuzz-ci:
 	$(GO) test -run='^$$' -fuzz='^FuzzNotifyFrame$$' -fuzztime=$(FUZZNIO) ./sync
 	$(GO) test -run='^$$' -fuzz='^FuzzReceiptFrame$$' -fuzztime=$(FUZZNIO) ./sync
 	$(GO) test -run='^$$' -fuzz='^FuzzReceiptAck$$' -fuzztime=$(FUZZNIO) ./sync
-	$(GO) test -run='^$$' -fuzz='^FuzzRestore$$' -fuzztime=$(FUZZN) ./node/registry
+	$(GO) test -run='^$$' -fuzz='^FuzzRestore$$' -fuzztime=$(FUZZNIO) ./node/registry
 	$(GO) test -run='^$$' -fuzz='^FuzzImport$$' -fuzztime=$(FUZZNIO) ./node/api
 	$(GO) test -run='^$$' -fuzz='^FuzzConfigFile$$' -fuzztime=$(FUZZNIO) ./cli
 
