@@ -112,6 +112,10 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Data dirs made before archive keys existed get one now.
+	if _, err = loadOrCreateArchiveKey(cfg.DataDir, true); err != nil {
+		return nil, err
+	}
 	key, err := id.SigningKey()
 	if err != nil {
 		return nil, err
