@@ -56,7 +56,9 @@ func custodyIndexKey(origin, id string, version uint64, tag string) []byte {
 
 func custodyLastKey(origin string) []byte { return []byte(pfxCustody + "m/" + origin) }
 
-func custodyNodeKey(origin, node string) []byte { return []byte(pfxCustody + "n/" + origin + "/" + node) }
+func custodyNodeKey(origin, node string) []byte {
+	return []byte(pfxCustody + "n/" + origin + "/" + node)
+}
 
 func validTag(t string) bool {
 	if len(t) != 32 {

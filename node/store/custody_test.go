@@ -50,7 +50,7 @@ func TestKeepCustodyIsIdempotentAndSurvivesReopen(t *testing.T) {
 	s = openStore(t, dir, testConfig())
 	defer s.Close()
 	for _, c := range []struct {
-		origin, node   string
+		origin, node  string
 		held, through uint64
 	}{{"tanpud", "12D3KooWNodeA", 6, 7}, {"tanpud", "12D3KooWNodeB", 6, 3}, {"tanpud", "12D3KooWNodeC", 6, 0}, {"vnpud", "12D3KooWNodeV", 1, 1}, {"nobody", "x", 0, 0}} {
 		held, through, err := s.CustodyHolding(c.origin, c.node)
