@@ -60,6 +60,7 @@ type Node struct {
 	fed     *federation.Registry
 	repl    *replication
 	rcpt    *receipts
+	cust    *custody
 	metrics *prometheus.Registry
 	started time.Time
 	unlock  func()
@@ -238,6 +239,12 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.rcpt = rcpt
 	rcpt.start()
+	cust, err := newCustody(n)
+	if err != nil {
+		return err
+	}
+	n.cust = cust
+	cust.start()
 	return nil
 }
 
@@ -321,6 +328,9 @@ func (n *Node) Close() error {
 		}
 		if n.rcpt != nil {
 			n.rcpt.stop()
+		}
+		if n.cust != nil {
+			n.cust.stop()
 		}
 		errs = append(errs, n.fed.Close(), n.host.Close(), n.store.Close())
 		n.unlock()
