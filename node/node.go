@@ -60,6 +60,7 @@ type Node struct {
 	fed     *federation.Registry
 	repl    *replication
 	rcpt    *receipts
+	cust    *custody
 	metrics *prometheus.Registry
 	started time.Time
 	unlock  func()
@@ -178,6 +179,7 @@ func (n *Node) openNetwork(key ed25519.PrivateKey) error {
 	}
 	n.host, n.fed = h, fed
 	n.gater.SetAllow(fed.Allowed)
+	n.gater.RefuseAsGuests(fed.Removed)
 	for _, a := range n.cfg.Peers {
 		if ai, err := peer.AddrInfoFromString(a); err == nil {
 			h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
@@ -237,6 +239,12 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.rcpt = rcpt
 	rcpt.start()
+	cust, err := newCustody(n)
+	if err != nil {
+		return err
+	}
+	n.cust = cust
+	cust.start()
 	return nil
 }
 
@@ -320,6 +328,9 @@ func (n *Node) Close() error {
 		}
 		if n.rcpt != nil {
 			n.rcpt.stop()
+		}
+		if n.cust != nil {
+			n.cust.stop()
 		}
 		errs = append(errs, n.fed.Close(), n.host.Close(), n.store.Close())
 		n.unlock()

@@ -120,6 +120,7 @@ func New(cfg Config, n Node) http.Handler {
 	v1("GET /v1/export", s.export)
 	v1("POST /v1/import", s.importRecords)
 	s.routesFederation(v1)
+	s.routesCustody(v1)
 	if cfg.UI == nil {
 		return mux
 	}
