@@ -134,7 +134,7 @@ func New(cfg Config) (n *Node, err error) {
 	n.records = records.New(records.Config{
 		Network: profile.Slug, Author: id.ID.String(), Key: key, Language: cfg.Language,
 		Templates: n.Template, KeyOf: AuthorKey, Now: cfg.Now, MaxClockAhead: cfg.MaxClockAhead,
-	}, st)
+	}, writeGuard{Store: st, dir: cfg.DataDir})
 	return n, nil
 }
 

@@ -1,0 +1,385 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+
+	"github.com/inpud/cairn/model"
+	"github.com/inpud/cairn/node/durable"
+	"github.com/inpud/cairn/node/registry"
+	"github.com/inpud/cairn/node/store"
+)
+
+// Restore (issue 5, RELIABILITY T6) brings a node back into an empty data
+// dir from its key backup: the node key and the archive key. It
+//
+//  1. writes the restore marker (restoreMarkerFile) first, then the keys
+//     and a profile holding only the network's slug;
+//  2. opens the node without its API and joins the registry's raft as the
+//     node it was, trusting only the member nodes the operator named
+//     (--peer) until the registry has arrived;
+//  3. writes the network's profile as the registry holds it;
+//  4. fetches the network's custody copies from every node of each
+//     custodian network, opens those its archive key sealed, verifies each
+//     version's signature and that its author is a node of this network,
+//     and stores them: these are the own records, private ones included;
+//  5. pulls from every member node as sync does: what was shared with this
+//     network;
+//  6. removes the marker and closes.
+//
+// The marker is the write guard: while it is in the data dir, the node
+// refuses record writes (ErrRestorePending), so a restore that stopped
+// half-way never lets the node write a version its custodians and peers
+// already hold under the same id and number (a fork of its own history).
+// Running restore again is the only way to remove it. A file is the rule
+// chosen because it needs nothing else to be decided: the registry does
+// not hold a node's feed head, and asking custodians at every start would
+// make writing depend on the network.
+
+// restoreMarkerFile is in the data dir while a restore has not finished.
+const restoreMarkerFile = "restore.pending"
+
+// ErrRestorePending is returned for record writes on a node whose restore
+// has not finished.
+var ErrRestorePending = errors.New("this node's restore has not finished: run cairn restore again (with the node stopped) before writing records")
+
+// ErrDataDirNotEmpty is returned when restore is given a data dir that
+// holds anything.
+var ErrDataDirNotEmpty = errors.New("restore writes only into an empty data dir")
+
+// RestorePending reports whether dir holds a restore that has not finished.
+func RestorePending(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, restoreMarkerFile))
+	return err == nil
+}
+
+// RestoreConfig says what to restore and from whom.
+type RestoreConfig struct {
+	// Node is the node's config: its data dir (empty or missing), listen
+	// addresses, registry timeouts; Peers are member nodes' multiaddrs
+	// (with /p2p/ID) to reach the registry through, stewards best.
+	Node Config
+	// Keys are the node's keys, from its key backup.
+	Keys NodeKeys
+	// RegistryWait bounds the wait for the registry to arrive; default 2 min.
+	RegistryWait time.Duration
+	// Progress, if set, gets one line per step.
+	Progress func(string)
+}
+
+// RestoreReport is what a restore brought back.
+type RestoreReport struct {
+	ID      string `json:"id"` // the node's peer ID
+	Network string `json:"network"`
+	// OwnFromCustody counts own versions stored from custody copies.
+	OwnFromCustody int `json:"own_from_custody"`
+	// OtherKeys counts custody copies sealed by another archive key (another
+	// node of this network), not opened.
+	OtherKeys int `json:"other_keys"`
+	// Others counts versions of other networks' records pulled from peers.
+	Others int `json:"others"`
+	// Records are the records the store holds at the end, by kind.
+	Records    map[model.Kind]int `json:"records"`
+	FeedHead   uint64             `json:"feed_head"`
+	Custodians []string           `json:"custodians"`
+	Seconds    float64            `json:"seconds"`
+}
+
+// Restore brings the node with keys rc.Keys back into rc.Node.DataDir; see
+// the comment above. On bad input (a non-empty data dir, no --peer) it
+// writes nothing.
+func Restore(ctx context.Context, rc RestoreConfig) (rep RestoreReport, err error) {
+	start := time.Now()
+	cfg := rc.Node
+	if rc.RegistryWait <= 0 {
+		rc.RegistryWait = 2 * time.Minute
+	}
+	progress := rc.Progress
+	if progress == nil {
+		progress = func(string) {}
+	}
+	if cfg.DataDir == "" {
+		return rep, errors.New("restore needs a data dir: give --data-dir")
+	}
+	if err := checkEmptyDir(cfg.DataDir); err != nil {
+		return rep, err
+	}
+	var peers []peer.AddrInfo
+	for _, a := range cfg.Peers {
+		ai, err := peer.AddrInfoFromString(a)
+		if err != nil {
+			return rep, fmt.Errorf("--peer %q is not a member node's address /ip4/HOST/tcp/PORT/p2p/PEERID: %w", a, err)
+		}
+		peers = append(peers, *ai)
+	}
+	if len(peers) == 0 {
+		return rep, errors.New("restore needs a member node to reach the registry through: give --peer /ip4/HOST/tcp/PORT/p2p/PEERID of a steward node (cairn status on that node shows its addresses)")
+	}
+	if err := writeRestoreStart(cfg.DataDir, rc.Keys); err != nil {
+		return rep, err
+	}
+	progress(fmt.Sprintf("wrote the keys of node %s (network %s) to %s", rc.Keys.ID, rc.Keys.Network, cfg.DataDir))
+	cfg.Network = Profile{}
+	n, err := New(cfg)
+	if err != nil {
+		return rep, err
+	}
+	defer func() {
+		if cerr := n.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	rep.ID, rep.Network = n.ID(), n.profile.Slug
+	ids := make([]peer.ID, len(peers))
+	for i, p := range peers {
+		ids[i] = p.ID
+		n.host.Peerstore().AddAddrs(p.ID, p.Addrs, peerstore.PermanentAddrTTL)
+	}
+	release := n.fed.TrustForRestore(ids...)
+	defer release()
+	progress("waiting for the registry from " + fmt.Sprint(ids))
+	if err := n.awaitRegistry(ctx, peers, rc.RegistryWait); err != nil {
+		return rep, err
+	}
+	release()
+	if err := n.restoreProfile(); err != nil {
+		return rep, err
+	}
+	progress(fmt.Sprintf("the registry arrived: network %s (%s)", n.profile.Slug, n.profile.Name))
+
+	cust, err := newCustody(n)
+	if err != nil {
+		return rep, err
+	}
+	n.cust = cust
+	names, nodes := cust.custodians()
+	rep.Custodians = append([]string{}, names...)
+	if len(names) == 0 {
+		progress("this network has no custodians: only records shared with it come back, not its own")
+	}
+	for _, name := range names {
+		for _, id := range nodes[name] {
+			got, other, err := n.restoreFromCustodian(ctx, id)
+			if err != nil {
+				progress(fmt.Sprintf("custodian %s, node %s: %v", name, id, err))
+				continue
+			}
+			rep.OwnFromCustody += got
+			rep.OtherKeys = max(rep.OtherKeys, other)
+			progress(fmt.Sprintf("custodian %s, node %s: %d own versions stored", name, id, got))
+		}
+	}
+
+	repl, err := newReplication(n)
+	if err != nil {
+		return rep, err
+	}
+	n.repl = repl
+	repl.start()
+	before := n.store.Head()
+	for _, ps := range repl.Round(ctx) {
+		line := fmt.Sprintf("peer %s (%s): %d versions", ps.ID, ps.Network, ps.Stored)
+		if ps.Error != "" {
+			line += ": " + ps.Error
+		}
+		progress(line)
+	}
+	rep.Others = int(n.store.Head() - before)
+	if err := ctx.Err(); err != nil {
+		return rep, fmt.Errorf("restore stopped before it finished (run it again): %w", err)
+	}
+	if rep.Records, err = n.store.Counts(); err != nil {
+		return rep, err
+	}
+	rep.FeedHead = n.store.Head()
+	if err := os.Remove(filepath.Join(cfg.DataDir, restoreMarkerFile)); err != nil {
+		return rep, fmt.Errorf("mark the restore finished: %w", err)
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	progress("restore finished")
+	return rep, nil
+}
+
+// checkEmptyDir refuses a data dir that holds anything.
+func checkEmptyDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read data dir %s: %w", dir, err)
+	}
+	if len(ents) > 0 {
+		return fmt.Errorf("%w: %s holds %d entries (%s…); stop the node and give a new --data-dir, or move this one away", ErrDataDirNotEmpty, dir, len(ents), ents[0].Name())
+	}
+	return nil
+}
+
+// writeRestoreStart writes the marker, then the keys, then a profile with
+// only the network's slug (the registry's comes later).
+func writeRestoreStart(dir string, keys NodeKeys) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	files := []struct {
+		name string
+		data []byte
+	}{
+		{restoreMarkerFile, []byte(keys.ID.String() + "\n")},
+		{identityFile, keys.Identity},
+		{archiveKeyFile, keys.Archive},
+	}
+	for _, f := range files {
+		if err := durable.WriteFile(filepath.Join(dir, f.name), f.data, 0o600); err != nil {
+			return fmt.Errorf("write %s: %w", f.name, err)
+		}
+	}
+	if _, err := loadOrCreateToken(dir); err != nil {
+		return err
+	}
+	return writeProfile(dir, Profile{Slug: keys.Network})
+}
+
+func writeProfile(dir string, p Profile) error {
+	b, _ := json.MarshalIndent(p, "", "  ")
+	if err := durable.WriteFile(filepath.Join(dir, profileFile), append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("save network profile: %w", err)
+	}
+	return nil
+}
+
+// awaitRegistry connects to the given member nodes and waits until this
+// replica holds a registry with this node's key in it.
+func (n *Node) awaitRegistry(ctx context.Context, peers []peer.AddrInfo, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	var lastErr error
+	for {
+		for _, p := range peers {
+			if len(n.host.Network().ConnsToPeer(p.ID)) == 0 {
+				dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+				lastErr = n.host.Connect(dctx, p)
+				dcancel()
+			}
+		}
+		var member, known bool
+		n.fed.View(func(s *registry.State) {
+			_, _, member = s.Member(n.ID())
+			known = !s.Empty()
+		})
+		if member {
+			return nil
+		}
+		if known {
+			var net string
+			n.fed.View(func(s *registry.State) {
+				if k, ok := s.Node(n.ID()); ok {
+					net = k.Network
+				}
+			})
+			if net == "" {
+				// The registry may still be replicating; keep waiting until it is complete.
+				lastErr = fmt.Errorf("the registry does not (yet) list node %s", n.ID())
+			} else {
+				return fmt.Errorf("the registry holds node %s of network %s, but no longer as a member (revoked, or its network suspended or retired): ask a steward", n.ID(), net)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if lastErr == nil {
+				lastErr = errors.New("no registry entries arrived")
+			}
+			return fmt.Errorf("the registry did not reach this node within %s (%v): give --peer the address of a steward node that is running, and listen on the address this node had (--listen), so the registry's leader can reach it", wait, lastErr)
+		case <-tick.C:
+		}
+	}
+}
+
+// restoreProfile writes the network's profile as the registry holds it.
+func (n *Node) restoreProfile() error {
+	var p Profile
+	var ok bool
+	n.fed.View(func(s *registry.State) {
+		var net registry.Network
+		net, ok = s.Network(n.profile.Slug)
+		p = net.Profile
+	})
+	if !ok {
+		return fmt.Errorf("the registry has no network %s, yet lists this node as its member", n.profile.Slug)
+	}
+	if err := writeProfile(n.cfg.DataDir, p); err != nil {
+		return err
+	}
+	n.profile = p
+	return nil
+}
+
+// restoreFromCustodian fetches this network's custody copies from one
+// custodian node, checks each opened version as a receiver checks a
+// record (signature, author a node of this network), and stores them.
+func (n *Node) restoreFromCustodian(ctx context.Context, id peer.ID) (stored, otherKeys int, err error) {
+	if len(n.host.Network().ConnsToPeer(id)) == 0 {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := n.host.Connect(dctx, peer.AddrInfo{ID: id})
+		cancel()
+		if err != nil {
+			return 0, 0, fmt.Errorf("connect: %w", err)
+		}
+	}
+	copies, err := n.FetchCustodyCopies(ctx, id)
+	if err != nil {
+		return 0, 0, err
+	}
+	st := n.fed.State()
+	batch := make([]model.Envelope, 0, store.MaxBatch)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		res, err := n.store.Put(batch...)
+		stored += len(res.Stored)
+		batch = batch[:0]
+		return err
+	}
+	for _, env := range copies.Envelopes {
+		p, err := n.records.Check(env)
+		if err != nil {
+			return stored, copies.OtherKeys, fmt.Errorf("a custody copy does not verify: %w", err)
+		}
+		if k, ok := st.Node(p.Author); !ok || k.Network != n.profile.Slug || p.Origin != n.profile.Slug {
+			return stored, copies.OtherKeys, fmt.Errorf("a custody copy (record %s) was not written by a node of network %s", p.ID, n.profile.Slug)
+		}
+		batch = append(batch, env)
+		if len(batch) == store.MaxBatch {
+			if err := flush(); err != nil {
+				return stored, copies.OtherKeys, err
+			}
+		}
+	}
+	return stored, copies.OtherKeys, flush()
+}
+
+// writeGuard is the store the record service writes through: it refuses
+// writes while a restore has not finished.
+type writeGuard struct {
+	*store.Store
+	dir string
+}
+
+func (g writeGuard) Put(envs ...model.Envelope) (store.PutResult, error) {
+	if RestorePending(g.dir) {
+		return store.PutResult{}, ErrRestorePending
+	}
+	return g.Store.Put(envs...)
+}
