@@ -105,9 +105,11 @@ const (
 
 // Entry is one change-feed entry as the pull server reads it.
 type Entry struct {
-	Seq     uint64         // the server's feed sequence number
-	Env     model.Envelope // the signed bytes, exactly as stored
-	Payload model.Payload  // Env.Open(), as the store decoded it
+	Seq uint64         // the server's feed sequence number
+	Env model.Envelope // the signed bytes, exactly as stored
+	// Payload is Env.Open(), as the store decoded it; the server reads
+	// only its Origin and Audience (a FilteredFeed may set only those).
+	Payload model.Payload
 }
 
 // Feed is the server's local change feed (node/store satisfies it through
@@ -118,6 +120,16 @@ type Feed interface {
 	// The pull handler calls it from one goroutine per request, so calls
 	// run concurrently; it may block on disk, never on the network.
 	Feed(after uint64, limit int) (entries []Entry, last uint64, err error)
+}
+
+// FilteredFeed is a Feed that can leave out the envelopes of entries a
+// requester may not see without reading them. The pull server uses it
+// when its Feed has it.
+type FilteredFeed interface {
+	// FeedWhere is Feed, except that it sets Env only for entries for
+	// which want(origin, audience) holds; the others come with an empty
+	// Env. Every entry's Payload has at least its Origin and Audience.
+	FeedWhere(after uint64, limit int, want func(origin string, aud model.Audience) bool) (entries []Entry, last uint64, err error)
 }
 
 // Members says who a requesting peer is.
@@ -357,10 +369,17 @@ func (srv *PullServer) answer(w *frameWriter, r model.Reader, after uint64, limi
 	last, scanned, total := after, 0, 0
 	more := false
 	batch := []byte{kindBatch}
+	read := srv.feed.Feed
+	if ff, ok := srv.feed.(FilteredFeed); ok {
+		want := func(origin string, aud model.Audience) bool {
+			return sendable(model.Payload{Origin: origin, Audience: aud}, r)
+		}
+		read = func(after uint64, limit int) ([]Entry, uint64, error) { return ff.FeedWhere(after, limit, want) }
+	}
 scan:
 	for scanned < limit {
 		ask := min(feedPage, limit-scanned)
-		entries, feedLast, err := srv.feed.Feed(last, ask)
+		entries, feedLast, err := read(last, ask)
 		if err != nil {
 			if scanned > 0 {
 				more = true // send what was scanned; the next request meets the error
@@ -382,25 +401,28 @@ scan:
 				last = e.Seq // scanned: the requester's checkpoint moves past it
 				continue
 			}
-			eb, err := e.Env.MarshalBinary()
-			if err != nil || len(eb) > MaxEnvelopeSize {
+			size := envelopeSize(e.Env)
+			if size > MaxEnvelopeSize {
 				scanned++
 				last = e.Seq // cannot be sent to anyone; never block the feed on it
 				continue
 			}
-			if total > 0 && total+len(eb) > MaxPullBytes {
+			if total > 0 && total+size > MaxPullBytes {
 				more = true
 				break scan
 			}
-			if len(batch)+binary.MaxVarintLen64+len(eb) > MaxBatchFrame {
+			if len(batch)+binary.MaxVarintLen64+size > MaxBatchFrame {
 				if err := w.frame(batch); err != nil {
 					return err
 				}
 				batch = batch[:1]
 			}
-			batch = binary.AppendUvarint(batch, uint64(len(eb)))
-			batch = append(batch, eb...)
-			total += len(eb)
+			// The envelope's MarshalBinary, appended in place.
+			batch = binary.AppendUvarint(batch, uint64(size))
+			batch = binary.AppendUvarint(batch, uint64(len(e.Env.Payload)))
+			batch = append(batch, e.Env.Payload...)
+			batch = append(batch, e.Env.Sig...)
+			total += size
 			scanned++
 			last = e.Seq
 		}
@@ -422,6 +444,12 @@ scan:
 		end = append(end, 0)
 	}
 	return w.frame(end)
+}
+
+// envelopeSize is the length of env.MarshalBinary().
+func envelopeSize(env model.Envelope) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], uint64(len(env.Payload))) + len(env.Payload) + len(env.Sig)
 }
 
 // sendable reports whether a record may go to reader r: its audience admits
@@ -695,13 +723,39 @@ func (pl *Puller) CatchUp(ctx context.Context, p peer.ID) (PullStats, error) {
 	if timeout <= 0 {
 		timeout = DefaultPullTimeout
 	}
-	for {
-		b, err := pull(ctx, pl.Host, p, after, limit, timeout)
-		if err != nil {
-			return st, err
+	// While a batch is checked and stored, the request for the next one
+	// is already on its way (it starts from the batch's last seq, which
+	// becomes the checkpoint only once the batch is stored). If storing
+	// fails, that answer is dropped unread.
+	pctx, cancel := context.WithCancel(ctx)
+	var next chan pulled
+	defer func() {
+		cancel()
+		if next != nil {
+			<-next // the request goroutine is done before CatchUp returns
 		}
+	}()
+	fetch := func(after uint64) chan pulled {
+		ch := make(chan pulled, 1)
+		go func() {
+			b, err := pull(pctx, pl.Host, p, after, limit, timeout)
+			ch <- pulled{b, err}
+		}()
+		return ch
+	}
+	next = fetch(after)
+	for {
+		r := <-next
+		next = nil
+		if r.err != nil {
+			return st, r.err
+		}
+		b := r.b
 		st.Requests++
 		st.Received += len(b.Envelopes)
+		if b.More {
+			next = fetch(b.Last)
+		}
 		if len(b.Envelopes) > 0 {
 			c, err := pl.Sink.Store(p, b.Envelopes)
 			st.add(c) // on error too: what it refused is still told
@@ -722,6 +776,12 @@ func (pl *Puller) CatchUp(ctx context.Context, p peer.ID) (PullStats, error) {
 			return st, err
 		}
 	}
+}
+
+// pulled is the outcome of one pull request.
+type pulled struct {
+	b   Batch
+	err error
 }
 
 // acquire waits until no other CatchUp for p runs, or ctx ends.

@@ -47,14 +47,48 @@ type decoded struct {
 // transaction fails with ErrBatchTooLarge: split it into groups of at most
 // MaxBatch. Concurrent calls are serialised.
 func (s *Store) Put(envs ...model.Envelope) (PutResult, error) {
-	var res PutResult
 	if len(envs) == 0 {
-		return res, nil
+		return PutResult{}, nil
 	}
 	recs, err := decodeAll(envs)
 	if err != nil {
-		return res, fmt.Errorf("store records: %w", err)
+		return PutResult{}, fmt.Errorf("store records: %w", err)
 	}
+	return s.put(recs)
+}
+
+// Opened is an envelope with its payload as Envelope.Open returned it.
+type Opened struct {
+	Env     model.Envelope
+	Payload model.Payload
+	// Body is optional: Payload's body as model.DecodeBody returned it,
+	// so the store need not decode it for an audit's template.
+	Body any
+}
+
+// PutOpened is Put for envelopes the caller has opened already (a
+// receiver that checked them), so their JSON is not decoded again. Each
+// Payload must be exactly what Env.Open() returned; the store still checks
+// the signature's length and the origin, hashes the bytes, and checks
+// every envelope against its hash when it reads it back.
+func (s *Store) PutOpened(ops ...Opened) (PutResult, error) {
+	if len(ops) == 0 {
+		return PutResult{}, nil
+	}
+	recs := make([]decoded, len(ops))
+	for i, o := range ops {
+		r, err := opened(o.Env, o.Payload, o.Body)
+		if err != nil {
+			return PutResult{}, fmt.Errorf("store records: envelope %d of %d: %w", i+1, len(ops), err)
+		}
+		recs[i] = r
+	}
+	return s.put(recs)
+}
+
+// put stores decoded envelopes in one transaction (see Put).
+func (s *Store) put(recs []decoded) (PutResult, error) {
+	var res PutResult
 	if err := s.begin(); err != nil {
 		return res, err
 	}
@@ -78,7 +112,7 @@ func (s *Store) Put(envs ...model.Envelope) (PutResult, error) {
 		st, dup, conflict, err := w.put(&recs[i])
 		if err != nil {
 			if errors.Is(err, badger.ErrTxnTooBig) {
-				return PutResult{}, fmt.Errorf("store %d records: the group does not fit in one transaction; split it into groups of at most %d: %w", len(envs), MaxBatch, ErrBatchTooLarge)
+				return PutResult{}, fmt.Errorf("store %d records: the group does not fit in one transaction; split it into groups of at most %d: %w", len(recs), MaxBatch, ErrBatchTooLarge)
 			}
 			return PutResult{}, fmt.Errorf("store record %s: %w", recs[i].p.ID, err)
 		}
@@ -99,12 +133,12 @@ func (s *Store) Put(envs ...model.Envelope) (PutResult, error) {
 	counts := s.countsAfter(w.delta)
 	if err := w.meta(counts); err != nil {
 		if errors.Is(err, badger.ErrTxnTooBig) {
-			return PutResult{}, fmt.Errorf("store %d records: the group does not fit in one transaction; split it into groups of at most %d: %w", len(envs), MaxBatch, ErrBatchTooLarge)
+			return PutResult{}, fmt.Errorf("store %d records: the group does not fit in one transaction; split it into groups of at most %d: %w", len(recs), MaxBatch, ErrBatchTooLarge)
 		}
-		return PutResult{}, fmt.Errorf("store %d records: %w", len(envs), err)
+		return PutResult{}, fmt.Errorf("store %d records: %w", len(recs), err)
 	}
 	if err := txn.Commit(); err != nil {
-		return PutResult{}, fmt.Errorf("store %d records: writing them to disk failed, so none were stored (check free space and the disk): %w", len(envs), err)
+		return PutResult{}, fmt.Errorf("store %d records: writing them to disk failed, so none were stored (check free space and the disk): %w", len(recs), err)
 	}
 
 	s.head.Store(w.head)
@@ -200,7 +234,7 @@ func (w *putTxn) put(r *decoded) (st Stored, dup, conflict bool, err error) {
 			return Stored{}, false, false, err
 		}
 	}
-	if err := w.txn.Set(feedKey(seq), hk); err != nil {
+	if err := w.txn.Set(feedKey(seq), feedValue(hk, r.p.Origin, r.p.Audience)); err != nil {
 		return Stored{}, false, false, err
 	}
 	if r.p.HLC > w.maxHLC {
@@ -363,11 +397,28 @@ func decode(env model.Envelope) (decoded, error) {
 	if err != nil {
 		return decoded{}, fmt.Errorf("cannot read its payload: %w", err)
 	}
+	return opened(env, p, nil)
+}
+
+// opened checks what Put needs of an envelope whose payload p is opened;
+// body, if not nil, is p's body decoded.
+func opened(env model.Envelope, p model.Payload, body any) (decoded, error) {
 	if len(env.Sig) != ed25519.SignatureSize {
 		return decoded{}, fmt.Errorf("record %s: the signature is %d bytes, not %d: %w", p.ID, len(env.Sig), ed25519.SignatureSize, model.ErrMalformed)
 	}
 	if !model.ValidSlug(p.Origin) {
 		return decoded{}, fmt.Errorf("record %s: origin %q is not a network slug: %w", p.ID, p.Origin, model.ErrMalformed)
 	}
-	return decoded{env: env, p: p, hash: env.Hash(), tmpl: indexableTemplate(p.TemplateRef())}, nil
+	return decoded{env: env, p: p, hash: env.Hash(), tmpl: indexableTemplate(templateRef(p, body))}, nil
+}
+
+// templateRef is p.TemplateRef(), from body when the caller decoded it.
+func templateRef(p model.Payload, body any) string {
+	if body == nil {
+		return p.TemplateRef()
+	}
+	if a, ok := body.(*model.Audit); ok && p.Kind == model.KindAudit {
+		return a.Template
+	}
+	return ""
 }
