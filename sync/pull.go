@@ -727,8 +727,31 @@ func (pl *Puller) CatchUp(ctx context.Context, p peer.ID) (PullStats, error) {
 	// is already on its way (it starts from the batch's last seq, which
 	// becomes the checkpoint only once the batch is stored). If storing
 	// fails, that answer is dropped unread.
+	// The checkpoint of a stored batch is saved while the next batch is
+	// checked; it must be on disk before the next one is saved, and
+	// before CatchUp returns.
 	pctx, cancel := context.WithCancel(ctx)
 	var next chan pulled
+	var saving chan error
+	var savingSeq uint64
+	saved := func() error {
+		if saving == nil {
+			return nil
+		}
+		err := <-saving
+		saving = nil
+		if err != nil {
+			return fmt.Errorf("pull from %s: %w", p, err)
+		}
+		st.To = savingSeq
+		return nil
+	}
+	fail := func(err error) (PullStats, error) {
+		if e := saved(); e != nil {
+			err = errors.Join(err, e)
+		}
+		return st, err
+	}
 	defer func() {
 		cancel()
 		if next != nil {
@@ -748,7 +771,7 @@ func (pl *Puller) CatchUp(ctx context.Context, p peer.ID) (PullStats, error) {
 		r := <-next
 		next = nil
 		if r.err != nil {
-			return st, r.err
+			return fail(r.err)
 		}
 		b := r.b
 		st.Requests++
@@ -760,20 +783,23 @@ func (pl *Puller) CatchUp(ctx context.Context, p peer.ID) (PullStats, error) {
 			c, err := pl.Sink.Store(p, b.Envelopes)
 			st.add(c) // on error too: what it refused is still told
 			if err != nil {
-				return st, fmt.Errorf("store records pulled from %s: %w", p, err)
+				return fail(fmt.Errorf("store records pulled from %s: %w", p, err))
 			}
+		}
+		if err := saved(); err != nil {
+			return st, err
 		}
 		if b.Last != after {
-			if err := pl.Checkpoints.SetCheckpoint(p, b.Last); err != nil {
-				return st, fmt.Errorf("pull from %s: %w", p, err)
-			}
-			after, st.To = b.Last, b.Last
+			ch := make(chan error, 1)
+			saving, savingSeq = ch, b.Last
+			go func(seq uint64) { ch <- pl.Checkpoints.SetCheckpoint(p, seq) }(b.Last)
+			after = b.Last
 		}
 		if !b.More {
-			return st, nil
+			return fail(nil)
 		}
 		if err := ctx.Err(); err != nil {
-			return st, err
+			return fail(err)
 		}
 	}
 }
