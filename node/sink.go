@@ -32,12 +32,30 @@ type verdict struct {
 	held   bool             // this node holds the version already: neither stored nor refused
 }
 
-// Store checks every envelope of the batch (on all cores), then counts
-// the refusals against from in feed order. Nothing of the batch is stored
-// if from is dropped while counting, or if an author is not in the
-// registry yet (the batch is offered again later; that counts one
-// unknown-key per offer, not one per envelope).
+// Store checks every envelope of the batch and stores those that pass
+// (Check, then its commit).
 func (s recordSink) Store(from peer.ID, envs []model.Envelope) (cairnsync.Counts, error) {
+	commit, c, err := s.Check(from, envs)
+	if err != nil {
+		return c, err
+	}
+	cc, err := commit()
+	c.Add(cc)
+	return c, err
+}
+
+// Check checks every envelope of the batch (on all cores), then counts
+// the refusals against from in feed order, and returns commit, which
+// stores the versions that passed. Nothing of the batch is stored if from
+// is dropped while counting, or if an author is not in the registry yet
+// (the batch is offered again later; that counts one unknown-key per
+// offer, not one per envelope).
+//
+// The Puller checks the next batch while commit runs, so a version older
+// than one of the batch being written is not seen as stale here; the
+// store refuses it when commit runs (store.PutOpened), and commit counts
+// it as stale then.
+func (s recordSink) Check(from peer.ID, envs []model.Envelope) (func() (cairnsync.Counts, error), cairnsync.Counts, error) {
 	var c cairnsync.Counts
 	self := model.Reader{Network: s.n.profile.Slug, Region: s.n.profile.Region, Member: true}
 	st := s.n.fed.State()
@@ -63,9 +81,9 @@ func (s recordSink) Store(from peer.ID, envs []model.Envelope) (cairnsync.Counts
 	if unknown != "" && !checked[len(checked)-1].v.atOnce {
 		c.Reject(cairnsync.ReasonUnknownKey)
 		if s.r.reject(from, cairnsync.ReasonUnknownKey, false) {
-			return c, fmt.Errorf("%w: %s", errDropped, cairnsync.ReasonUnknownKey)
+			return nil, c, fmt.Errorf("%w: %s", errDropped, cairnsync.ReasonUnknownKey)
 		}
-		return c, fmt.Errorf("%w: %s", errAuthorUnknown, unknown)
+		return nil, c, fmt.Errorf("%w: %s", errAuthorUnknown, unknown)
 	}
 	good := make([]store.Opened, 0, len(checked))
 	for i, ch := range checked {
@@ -78,21 +96,29 @@ func (s recordSink) Store(from peer.ID, envs []model.Envelope) (cairnsync.Counts
 		default:
 			c.Reject(ch.v.reason)
 			if s.r.reject(from, ch.v.reason, ch.v.atOnce) {
-				return c, fmt.Errorf("%w: %s", errDropped, ch.v.reason)
+				return nil, c, fmt.Errorf("%w: %s", errDropped, ch.v.reason)
 			}
 		}
 	}
-	for len(good) > 0 {
-		k := min(len(good), store.MaxBatch)
-		res, err := s.n.store.PutOpened(good[:k]...)
-		if err != nil {
-			return c, fmt.Errorf("store records from %s: %w", from, err)
+	commit := func() (cairnsync.Counts, error) {
+		var c cairnsync.Counts
+		for len(good) > 0 {
+			k := min(len(good), store.MaxBatch)
+			res, err := s.n.store.PutOpened(good[:k]...)
+			if err != nil {
+				return c, fmt.Errorf("store records from %s: %w", from, err)
+			}
+			c.Stored += len(res.Stored)
+			c.Duplicates += res.Duplicates
+			for range res.Older {
+				c.Reject(cairnsync.ReasonStale)
+				s.r.reject(from, cairnsync.ReasonStale, false) // never drops
+			}
+			good = good[k:]
 		}
-		c.Stored += len(res.Stored)
-		c.Duplicates += res.Duplicates
-		good = good[k:]
+		return c, nil
 	}
-	return c, nil
+	return commit, c, nil
 }
 
 // checked is one envelope after the receiver's checks: its payload (as

@@ -160,6 +160,9 @@ func (c *Counts) Reject(r Reason) {
 	c.Reasons[r]++
 }
 
+// Add adds o's counts to c.
+func (c *Counts) Add(o Counts) { c.add(o) }
+
 func (c *Counts) add(o Counts) {
 	c.Stored += o.Stored
 	c.Duplicates += o.Duplicates
@@ -186,6 +189,21 @@ type Sink interface {
 	// The Puller calls it once per batch, from the goroutine that called
 	// CatchUp; it may block on disk.
 	Store(from peer.ID, envs []model.Envelope) (Counts, error)
+}
+
+// StagedSink is a Sink that can check a batch apart from storing it, so
+// the Puller checks the next batch while the last one is written to disk.
+type StagedSink interface {
+	Sink
+	// Check verifies and counts every envelope as Store does, and returns
+	// commit, which stores those that passed and returns once they are on
+	// disk, with what storing found (counts to add to Check's). An error
+	// means nothing of the batch will be stored, as for Store; commit is
+	// then nil. The Puller calls Check from the goroutine that called
+	// CatchUp, and commit at most once, from another goroutine, only after
+	// the previous batch's commit returned; Check of the next batch may
+	// run meanwhile.
+	Check(from peer.ID, envs []model.Envelope) (commit func() (Counts, error), c Counts, err error)
 }
 
 // Checkpoints keeps how far this node has pulled each peer's feed.
@@ -723,31 +741,34 @@ func (pl *Puller) CatchUp(ctx context.Context, p peer.ID) (PullStats, error) {
 	if timeout <= 0 {
 		timeout = DefaultPullTimeout
 	}
-	// While a batch is checked and stored, the request for the next one
-	// is already on its way (it starts from the batch's last seq, which
-	// becomes the checkpoint only once the batch is stored). If storing
-	// fails, that answer is dropped unread.
-	// The checkpoint of a stored batch is saved while the next batch is
-	// checked; it must be on disk before the next one is saved, and
-	// before CatchUp returns.
+	// Three batches are in hand at once: while one is checked, the request
+	// for the next is on its way (from the checked batch's last seq, which
+	// becomes the checkpoint only once that batch is stored), and the one
+	// before is being written with a StagedSink's commit, then its
+	// checkpoint saved. A batch is written only after the one before it is
+	// stored and its checkpoint saved; CatchUp returns only once nothing
+	// is being written. If checking or storing fails, the answer asked for
+	// meanwhile is dropped unread.
+	staged, _ := pl.Sink.(StagedSink)
 	pctx, cancel := context.WithCancel(ctx)
 	var next chan pulled
-	var saving chan error
-	var savingSeq uint64
-	saved := func() error {
-		if saving == nil {
+	var writing chan written
+	var writingSeq uint64
+	wrote := func() error {
+		if writing == nil {
 			return nil
 		}
-		err := <-saving
-		saving = nil
-		if err != nil {
-			return fmt.Errorf("pull from %s: %w", p, err)
+		w := <-writing
+		writing = nil
+		st.add(w.c)
+		if w.err != nil {
+			return w.err
 		}
-		st.To = savingSeq
+		st.To = writingSeq
 		return nil
 	}
 	fail := func(err error) (PullStats, error) {
-		if e := saved(); e != nil {
+		if e := wrote(); e != nil {
 			err = errors.Join(err, e)
 		}
 		return st, err
@@ -779,20 +800,27 @@ func (pl *Puller) CatchUp(ctx context.Context, p peer.ID) (PullStats, error) {
 		if b.More {
 			next = fetch(b.Last)
 		}
+		var commit func() (Counts, error)
 		if len(b.Envelopes) > 0 {
-			c, err := pl.Sink.Store(p, b.Envelopes)
+			var c Counts
+			var err error
+			if staged != nil {
+				commit, c, err = staged.Check(p, b.Envelopes)
+			} else {
+				c, err = pl.Sink.Store(p, b.Envelopes)
+			}
 			st.add(c) // on error too: what it refused is still told
 			if err != nil {
 				return fail(fmt.Errorf("store records pulled from %s: %w", p, err))
 			}
 		}
-		if err := saved(); err != nil {
+		if err := wrote(); err != nil {
 			return st, err
 		}
-		if b.Last != after {
-			ch := make(chan error, 1)
-			saving, savingSeq = ch, b.Last
-			go func(seq uint64) { ch <- pl.Checkpoints.SetCheckpoint(p, seq) }(b.Last)
+		if commit != nil || b.Last != after {
+			ch := make(chan written, 1)
+			writing, writingSeq = ch, b.Last
+			go func(from, seq uint64) { ch <- pl.write(p, commit, from, seq) }(after, b.Last)
 			after = b.Last
 		}
 		if !b.More {
@@ -802,6 +830,31 @@ func (pl *Puller) CatchUp(ctx context.Context, p peer.ID) (PullStats, error) {
 			return fail(err)
 		}
 	}
+}
+
+// write stores a checked batch with commit (if any), then saves the
+// checkpoint seq if it moved from from.
+func (pl *Puller) write(p peer.ID, commit func() (Counts, error), from, seq uint64) written {
+	var w written
+	if commit != nil {
+		w.c, w.err = commit()
+		if w.err != nil {
+			w.err = fmt.Errorf("store records pulled from %s: %w", p, w.err)
+			return w
+		}
+	}
+	if seq != from {
+		if err := pl.Checkpoints.SetCheckpoint(p, seq); err != nil {
+			w.err = fmt.Errorf("pull from %s: %w", p, err)
+		}
+	}
+	return w
+}
+
+// written is what writing one batch did.
+type written struct {
+	c   Counts
+	err error
 }
 
 // pulled is the outcome of one pull request.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	badger "github.com/dgraph-io/badger"
 
@@ -163,5 +164,35 @@ func TestKnown(t *testing.T) {
 	}
 	if held, _, err := s.Known(id, 2, v2.Hash()); err != nil || !held {
 		t.Fatalf("Known of v2 held: %v, %v; want true", held, err)
+	}
+}
+
+// PutOpened leaves out versions older than the one held when it is
+// called, but stores every version of a record new in the same call.
+func TestPutOpenedRefusesOlder(t *testing.T) {
+	s := openStore(t, t.TempDir(), testConfig())
+	held, fresh := model.NewID(t0, nil), model.NewID(t0.Add(time.Second), nil)
+	mustPut(t, s, unsignedRec(t, rec{id: held, version: 3}))
+	var ops []Opened
+	for _, env := range []model.Envelope{
+		unsignedRec(t, rec{id: held, version: 2}),  // older than held: left out
+		unsignedRec(t, rec{id: fresh, version: 2}), // both versions of a new record stored
+		unsignedRec(t, rec{id: fresh, version: 1}),
+		unsignedRec(t, rec{id: held, version: 4}),
+	} {
+		ops = append(ops, Opened{Env: env, Payload: must(env.Open())})
+	}
+	res, err := s.PutOpened(ops...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Older, []int{0}) || len(res.Stored) != 3 {
+		t.Fatalf("PutOpened: older %v, %d stored; want [0] and 3", res.Older, len(res.Stored))
+	}
+	if hs, err := s.History(held); err != nil || len(hs) != 2 || hs[0].Payload.Version != 3 || hs[1].Payload.Version != 4 {
+		t.Fatalf("history of the held record: %d versions, %v; want 3 and 4", len(hs), err)
+	}
+	if hs, err := s.History(fresh); err != nil || len(hs) != 2 {
+		t.Fatalf("history of the new record: %d versions, %v; want 2", len(hs), err)
 	}
 }

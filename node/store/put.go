@@ -27,6 +27,10 @@ type PutResult struct {
 	// record already has (two nodes of one network wrote concurrently).
 	// Both stay in history; the winner by model.Wins is current.
 	Conflicts []string
+	// Older lists, for PutOpened, the positions (in the call) of the
+	// versions it did not store because the store held a newer version of
+	// their record when the call began.
+	Older []int
 }
 
 // decoded is an envelope with what Put needs from it.
@@ -54,7 +58,7 @@ func (s *Store) Put(envs ...model.Envelope) (PutResult, error) {
 	if err != nil {
 		return PutResult{}, fmt.Errorf("store records: %w", err)
 	}
-	return s.put(recs)
+	return s.put(recs, false)
 }
 
 // Opened is an envelope with its payload as Envelope.Open returned it.
@@ -66,11 +70,14 @@ type Opened struct {
 	Body any
 }
 
-// PutOpened is Put for envelopes the caller has opened already (a
-// receiver that checked them), so their JSON is not decoded again. Each
-// Payload must be exactly what Env.Open() returned; the store still checks
-// the signature's length and the origin, hashes the bytes, and checks
-// every envelope against its hash when it reads it back.
+// PutOpened is Put for envelopes a receiver has opened and checked
+// already, so their JSON is not decoded again. Each Payload must be
+// exactly what Env.Open() returned; the store still checks the
+// signature's length and the origin, hashes the bytes, and checks every
+// envelope against its hash when it reads it back. Unlike Put, it does
+// not store a version older than the one the store holds of its record
+// when the call begins (PutResult.Older): a receiver keeps the current
+// version of another network's record, not its history.
 func (s *Store) PutOpened(ops ...Opened) (PutResult, error) {
 	if len(ops) == 0 {
 		return PutResult{}, nil
@@ -83,11 +90,12 @@ func (s *Store) PutOpened(ops ...Opened) (PutResult, error) {
 		}
 		recs[i] = r
 	}
-	return s.put(recs)
+	return s.put(recs, true)
 }
 
-// put stores decoded envelopes in one transaction (see Put).
-func (s *Store) put(recs []decoded) (PutResult, error) {
+// put stores decoded envelopes in one transaction (see Put), leaving out
+// those older than the version held when refuseOlder is set (PutOpened).
+func (s *Store) put(recs []decoded, refuseOlder bool) (PutResult, error) {
 	var res PutResult
 	if err := s.begin(); err != nil {
 		return res, err
@@ -107,8 +115,25 @@ func (s *Store) put(recs []decoded) (PutResult, error) {
 		maxHLC: model.HLC(s.maxHLC.Load()),
 		delta:  map[model.Kind]int{},
 	}
+	var older []bool
+	if refuseOlder {
+		// Against what was held before this call: versions of one
+		// record within the call are all stored, as Put stores them.
+		older = make([]bool, len(recs))
+		for i := range recs {
+			cur, ok, err := getCurrent(txn, recs[i].p.ID)
+			if err != nil {
+				return PutResult{}, fmt.Errorf("store record %s: %w", recs[i].p.ID, err)
+			}
+			older[i] = ok && cur.Version > recs[i].p.Version
+		}
+	}
 	conflicted := map[string]bool{}
 	for i := range recs {
+		if older != nil && older[i] {
+			res.Older = append(res.Older, i)
+			continue
+		}
 		st, dup, conflict, err := w.put(&recs[i])
 		if err != nil {
 			if errors.Is(err, badger.ErrTxnTooBig) {
