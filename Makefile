@@ -3,6 +3,9 @@ GO      ?= go
 DATA    ?= ./data
 API     ?= 127.0.0.1:7410
 FUZZN   ?= 20000x
+# Targets that go through a real stream, an HTTP API, a file or a whole
+# registry snapshot per input.
+FUZZNIO ?= 2000x
 
 .PHONY: build run test test-short bench fuzz fuzz-ci lint clean
 
@@ -30,6 +33,7 @@ bench:
 	$(GO) test -run='^$$' -bench=CommitLatency -benchtime=300x ./node/federation/
 	$(GO) test -run='^$$' -bench=Join500 -benchtime=1x ./node/federation/
 	$(GO) test -run='^$$' -bench=IdleCluster ./node/raftnet/
+	$(GO) test -run='^$$' -bench=Federation100 -benchtime=3x -timeout=30m ./sync/
 # Sync between two node processes on loopback, beside a plain TCP copy and
 # Syncthing (Debian's package, installed here if missing; ../shared/bench).
 	command -v syncthing >/dev/null || apt-get install -y syncthing || { apt-get update && apt-get install -y syncthing; }
@@ -44,6 +48,15 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseAudience$$' -fuzztime=$(FUZZTIME) ./model
 	$(GO) test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./node/registry
 	$(GO) test -run='^$$' -fuzz='^FuzzReadFrame$$' -fuzztime=$(FUZZTIME) ./sync
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRequest$$' -fuzztime=$(FUZZTIME) ./sync
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeBatch$$' -fuzztime=$(FUZZTIME) ./sync
+	$(GO) test -run='^$$' -fuzz='^FuzzPullAnswer$$' -fuzztime=$(FUZZTIME) ./sync
+	$(GO) test -run='^$$' -fuzz='^FuzzNotifyFrame$$' -fuzztime=$(FUZZTIME) ./sync
+	$(GO) test -run='^$$' -fuzz='^FuzzReceiptFrame$$' -fuzztime=$(FUZZTIME) ./sync
+	$(GO) test -run='^$$' -fuzz='^FuzzReceiptAck$$' -fuzztime=$(FUZZTIME) ./sync
+	$(GO) test -run='^$$' -fuzz='^FuzzRestore$$' -fuzztime=$(FUZZTIME) ./node/registry
+	$(GO) test -run='^$$' -fuzz='^FuzzImport$$' -fuzztime=$(FUZZTIME) ./node/api
+	$(GO) test -run='^$$' -fuzz='^FuzzConfigFile$$' -fuzztime=$(FUZZTIME) ./cli
 
 # CI runs each target for a fixed count (a duration can flake on Go 1.26,
 # golang/go#75804).
@@ -53,6 +66,15 @@ fuzz-ci:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseAudience$$' -fuzztime=$(FUZZN) ./model
 	$(GO) test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZN) ./node/registry
 	$(GO) test -run='^$$' -fuzz='^FuzzReadFrame$$' -fuzztime=$(FUZZN) ./sync
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRequest$$' -fuzztime=$(FUZZN) ./sync
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeBatch$$' -fuzztime=$(FUZZN) ./sync
+	$(GO) test -run='^$$' -fuzz='^FuzzPullAnswer$$' -fuzztime=$(FUZZNIO) ./sync
+	$(GO) test -run='^$$' -fuzz='^FuzzNotifyFrame$$' -fuzztime=$(FUZZNIO) ./sync
+	$(GO) test -run='^$$' -fuzz='^FuzzReceiptFrame$$' -fuzztime=$(FUZZNIO) ./sync
+	$(GO) test -run='^$$' -fuzz='^FuzzReceiptAck$$' -fuzztime=$(FUZZNIO) ./sync
+	$(GO) test -run='^$$' -fuzz='^FuzzRestore$$' -fuzztime=$(FUZZNIO) ./node/registry
+	$(GO) test -run='^$$' -fuzz='^FuzzImport$$' -fuzztime=$(FUZZNIO) ./node/api
+	$(GO) test -run='^$$' -fuzz='^FuzzConfigFile$$' -fuzztime=$(FUZZNIO) ./cli
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -126,8 +126,16 @@ func TestSyncSurvivesReceiverKills(t *testing.T) {
 
 	// Since its last restart it received only what was after its
 	// checkpoint: it did not start again from 0.
+	// (The pull that stored the last batch is recorded when it ends, a
+	// moment after the store holds them all: wait for it, bounded.)
 	var peers []node.PeerState
-	json.Unmarshal([]byte(must(recv.dir, "peers", "--json")), &peers)
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		peers = nil
+		json.Unmarshal([]byte(must(recv.dir, "peers", "--json")), &peers)
+		if len(peers) == 1 && peers[0].Checkpoint == syncKillRecords && peers[0].Received > 0 {
+			break
+		}
+	}
 	if len(peers) != 1 || peers[0].ID != ost.ID {
 		t.Fatalf("peers after the last restart: %+v", peers)
 	}

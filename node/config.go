@@ -222,7 +222,8 @@ func readProfile(dir string) (Profile, error) {
 }
 
 // Init initialises dir for a new node of the network in cfg: the node key,
-// the API token, the network profile and an empty record store. It refuses
+// the archive key, the API token, the network profile and an empty record
+// store. It refuses
 // a dir that already holds a node.
 func Init(cfg Config) (Identity, error) {
 	if err := cfg.Validate(); err != nil {
@@ -248,6 +249,9 @@ func Init(cfg Config) (Identity, error) {
 		return Identity{}, err
 	}
 	if _, err := loadOrCreateToken(cfg.DataDir); err != nil {
+		return Identity{}, err
+	}
+	if _, err := loadOrCreateArchiveKey(cfg.DataDir, true); err != nil {
 		return Identity{}, err
 	}
 	st, err := store.Open(filepath.Join(cfg.DataDir, storeDir), cfg.Store)

@@ -38,6 +38,7 @@ import (
 	"github.com/inpud/cairn/node/records"
 	"github.com/inpud/cairn/node/registry"
 	"github.com/inpud/cairn/node/store"
+	"github.com/inpud/cairn/node/web"
 )
 
 // Version is the program version, set at build time.
@@ -59,6 +60,7 @@ type Node struct {
 	fed     *federation.Registry
 	repl    *replication
 	rcpt    *receipts
+	cust    *custody
 	metrics *prometheus.Registry
 	started time.Time
 	unlock  func()
@@ -109,6 +111,10 @@ func New(cfg Config) (n *Node, err error) {
 	}()
 	id, err := loadOrCreateIdentity(cfg.DataDir, false)
 	if err != nil {
+		return nil, err
+	}
+	// Data dirs made before archive keys existed get one now.
+	if _, err = loadOrCreateArchiveKey(cfg.DataDir, true); err != nil {
 		return nil, err
 	}
 	key, err := id.SigningKey()
@@ -173,6 +179,7 @@ func (n *Node) openNetwork(key ed25519.PrivateKey) error {
 	}
 	n.host, n.fed = h, fed
 	n.gater.SetAllow(fed.Allowed)
+	n.gater.RefuseAsGuests(fed.Removed)
 	for _, a := range n.cfg.Peers {
 		if ai, err := peer.AddrInfoFromString(a); err == nil {
 			h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
@@ -192,7 +199,12 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("listen for the local API on %s: %w (is another program using that port? --api 127.0.0.1:0 picks a free one)", n.cfg.API, err)
 	}
 	n.addr = ln.Addr().String()
-	handler := api.New(api.Config{Token: token, Logger: n.log, Metrics: n.metrics}, n)
+	ui, err := web.New(web.Config{Language: n.cfg.Language, Logger: n.log, Now: n.cfg.Now}, n)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("build the web interface: %w", err)
+	}
+	handler := api.New(api.Config{Token: token, Logger: n.log, Metrics: n.metrics, UI: ui}, n)
 	n.metrics.MustRegister(newStoreCollector(n.store))
 	n.started = n.cfg.Now()
 	n.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) }}
@@ -227,6 +239,12 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.rcpt = rcpt
 	rcpt.start()
+	cust, err := newCustody(n)
+	if err != nil {
+		return err
+	}
+	n.cust = cust
+	cust.start()
 	return nil
 }
 
@@ -310,6 +328,9 @@ func (n *Node) Close() error {
 		}
 		if n.rcpt != nil {
 			n.rcpt.stop()
+		}
+		if n.cust != nil {
+			n.cust.stop()
 		}
 		errs = append(errs, n.fed.Close(), n.host.Close(), n.store.Close())
 		n.unlock()

@@ -79,6 +79,11 @@ func (r *replication) connectedMembers() []peer.ID {
 // onNotify is the notify server's callback: a member node says its feed is
 // at head. It runs on the stream's goroutine, so it only schedules a pull.
 func (r *replication) onNotify(from peer.ID, head uint64) {
+	r.mu.Lock()
+	if ps := r.stateLocked(from); head > ps.Head {
+		ps.Head = head // their feed head, for the lag `cairn peers` shows
+	}
+	r.mu.Unlock()
 	if cp, err := r.puller.Checkpoints.Checkpoint(from); err == nil && head <= cp {
 		return // nothing this node has not scanned already
 	}

@@ -95,6 +95,7 @@ func newReplication(n *Node) (*replication, error) {
 // start launches the periodic pull and the notify loop; stop ends them
 // and waits.
 func (r *replication) start() {
+	r.seedPeers()
 	ctx := r.ctx
 	changed, unwatch := r.n.store.Watch()
 	r.wg.Go(func() {
@@ -123,6 +124,30 @@ func (r *replication) stop() {
 	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
+}
+
+// seedPeers lists the member nodes the registry knows at start with the
+// checkpoints saved for them, so `cairn peers` shows them before the first
+// pull. (Later, a peer's state changes only when a pull from it ends, so
+// its checkpoint and its counts always agree.)
+func (r *replication) seedPeers() {
+	var others []peer.ID
+	r.n.fed.View(func(s *registry.State) {
+		for _, k := range s.Peers() {
+			if k.PeerID == r.n.ID() {
+				continue
+			}
+			if id, err := peer.Decode(k.PeerID); err == nil {
+				others = append(others, id)
+			}
+		}
+	})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range others {
+		ps := r.stateLocked(id)
+		ps.Checkpoint, _ = r.n.store.Checkpoint(id.String())
+	}
 }
 
 // PeerSync is what one round did with one member node.
@@ -210,25 +235,7 @@ func (r *replication) record(id peer.ID, network string, st cairnsync.PullStats,
 // Peers reports every member node this node has pulled from or is
 // connected to, with its replication state.
 func (r *replication) Peers() []PeerState {
-	// Member nodes not pulled from since this node started are listed too,
-	// with the checkpoint saved for them.
-	var others []peer.ID
-	r.n.fed.View(func(s *registry.State) {
-		for _, k := range s.Peers() {
-			if _, _, ok := s.Member(k.PeerID); ok && k.PeerID != r.n.ID() {
-				if id, err := peer.Decode(k.PeerID); err == nil {
-					others = append(others, id)
-				}
-			}
-		}
-	})
 	r.mu.Lock()
-	for _, id := range others {
-		if _, ok := r.peers[id]; !ok {
-			ps := r.stateLocked(id)
-			ps.Checkpoint, _ = r.n.store.Checkpoint(id.String())
-		}
-	}
 	out := make([]PeerState, 0, len(r.peers))
 	for id, ps := range r.peers {
 		p := *ps

@@ -69,8 +69,18 @@
 // files each receipt under the sender's network as the registry names it,
 // and only for versions of its own records that it holds itself.
 //
+// # Custody
+//
+// CustodyProtocol carries custody copies (custody.go): a node pushes every
+// version of its own network's records, private ones included, sealed
+// under its archive key, to the nodes of the networks its network named as
+// custodians; they keep the blobs without being able to open them, and give
+// them back to the origin network on a fetch.
+//
 // # What is not here yet
 //
-// Custody, and the pure engine of STYLE §4: the Puller drives the protocol
-// directly for now.
+// The pure engine of STYLE §4: the Puller drives the protocol directly.
+// Its scheduling (when to pull from whom) is small and lives in the node
+// (node/replication.go, node/notify.go); a seeded simulation of it
+// (RELIABILITY T13) is the reason to move it here.
 package sync

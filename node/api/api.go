@@ -11,7 +11,9 @@
 package api
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +22,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +49,16 @@ type Config struct {
 	MaxBody int64
 	// MaxImport bounds an import request body.
 	MaxImport int64
+	// UI is the web interface (node/web), served under "/" when set; its
+	// login codes come from POST /v1/ui/login-code.
+	UI UI
+}
+
+// UI is the web interface as the API mounts it.
+type UI interface {
+	http.Handler
+	// LoginCode hands out a one-time code for the page /login?code=CODE.
+	LoginCode() (code string, expires time.Time, err error)
 }
 
 // Limits on request bodies.
@@ -107,7 +120,20 @@ func New(cfg Config, n Node) http.Handler {
 	v1("GET /v1/export", s.export)
 	v1("POST /v1/import", s.importRecords)
 	s.routesFederation(v1)
-	return mux
+	s.routesCustody(v1)
+	if cfg.UI == nil {
+		return mux
+	}
+	// The web interface gets every path the API does not own, so the API
+	// answers its own paths exactly as without it (405 for a wrong method).
+	v1("POST /v1/ui/login-code", s.loginCode)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; strings.HasPrefix(p, "/v1/") || p == "/healthz" || p == "/metrics" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		cfg.UI.ServeHTTP(w, r)
+	})
 }
 
 // statusWriter remembers the status code for the request counter.
@@ -399,4 +425,22 @@ func (s *server) addReport(w http.ResponseWriter, r *http.Request) error {
 	}
 	rec, err := s.rec.AddReport(req.Report, req.AllowIdentifiers)
 	return s.written(w, http.StatusCreated, rec, err)
+}
+
+// LoginCodeResponse is a one-time login link for the web interface.
+type LoginCodeResponse struct {
+	ID      string    `json:"id"` // a digest of the code, to tell codes apart in logs
+	Code    string    `json:"code"`
+	URL     string    `json:"url"`
+	Expires time.Time `json:"expires"`
+}
+
+func (s *server) loginCode(w http.ResponseWriter, r *http.Request) error {
+	code, exp, err := s.cfg.UI.LoginCode()
+	if err != nil {
+		return &httpError{code: http.StatusServiceUnavailable, msg: err.Error()}
+	}
+	sum := sha256.Sum256([]byte(code))
+	writeJSON(w, http.StatusCreated, LoginCodeResponse{ID: hex.EncodeToString(sum[:8]), Code: code, URL: "http://" + r.Host + "/login?code=" + code, Expires: exp.UTC()})
+	return nil
 }

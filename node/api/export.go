@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strconv"
@@ -46,46 +47,77 @@ func (s *server) export(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	ctype, err := ExportContentType(format)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", ctype)
+	return WriteExport(w, s.node, kind, format)
+}
+
+// ExportSource is what an export reads: the records and the templates
+// their answers are recorded against.
+type ExportSource interface {
+	Records() *records.Service
+	Template(ref string) (model.Template, bool)
+}
+
+// ExportContentType is the Content-Type of an export format; an unknown
+// format is bad input naming the formats there are.
+func ExportContentType(format string) (string, error) {
 	switch format {
 	case FormatNDJSON:
-		w.Header().Set("Content-Type", "application/x-ndjson")
+		return "application/x-ndjson", nil
+	case FormatCSV:
+		return "text/csv; charset=utf-8", nil
+	}
+	return "", badRequest("%q is not an export format: use ndjson or csv", format)
+}
+
+// WriteExport writes every record of kind (every kind when kind is "")
+// from src to w in format: NDJSON carries every version's signed
+// envelope, CSV the current versions as rows (CSVHeader). The API's
+// /v1/export and the web interface's download buttons both use it.
+func WriteExport(w io.Writer, src ExportSource, kind model.Kind, format string) error {
+	if _, err := ExportContentType(format); err != nil {
+		return err
+	}
+	rs := src.Records()
+	if format == FormatNDJSON {
 		bw := bufio.NewWriterSize(w, 64<<10)
 		enc := json.NewEncoder(bw)
-		err := s.rec.ExportAll(kind, func(st store.Stored) error {
+		err := rs.ExportAll(kind, func(st store.Stored) error {
 			return enc.Encode(st.Envelope.Wire(st.Payload.ID))
 		})
 		if err != nil {
 			return err
 		}
 		return bw.Flush()
-	case FormatCSV:
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		cw := csv.NewWriter(w)
-		cw.Write(CSVHeader)
-		kinds := model.Kinds
-		if kind != "" {
-			kinds = []model.Kind{kind}
+	}
+	cw := csv.NewWriter(w)
+	cw.Write(CSVHeader)
+	kinds := model.Kinds
+	if kind != "" {
+		kinds = []model.Kind{kind}
+	}
+	for _, k := range kinds {
+		recs, err := rs.List(records.Query{Kind: k})
+		if err != nil {
+			return err
 		}
-		for _, k := range kinds {
-			recs, err := s.rec.List(records.Query{Kind: k})
-			if err != nil {
-				return err
-			}
-			for _, rec := range recs {
-				for _, row := range s.csvRows(rec) {
-					if err := cw.Write(row); err != nil {
-						return err
-					}
+		for _, rec := range recs {
+			for _, row := range csvRows(src, rec) {
+				if err := cw.Write(row); err != nil {
+					return err
 				}
 			}
 		}
-		cw.Flush()
-		return cw.Error()
 	}
-	return badRequest("%q is not an export format: use ndjson or csv", format)
+	cw.Flush()
+	return cw.Error()
 }
 
-func (s *server) csvRows(rec records.Record) [][]string {
+func csvRows(src ExportSource, rec records.Record) [][]string {
 	base := func() map[string]string {
 		return map[string]string{
 			"id": rec.ID, "kind": string(rec.Kind), "origin": rec.Origin,
@@ -95,7 +127,7 @@ func (s *server) csvRows(rec records.Record) [][]string {
 	var rows []map[string]string
 	switch b := rec.Body.(type) {
 	case *model.Audit:
-		t, _ := s.node.Template(b.Template)
+		t, _ := src.Template(b.Template)
 		ids := make([]string, 0, len(b.Answers))
 		for id := range b.Answers {
 			ids = append(ids, id)

@@ -224,6 +224,11 @@ func (r *Registry) Allowed(p peer.ID) bool {
 	return p == r.self || r.isTrusted(p) || r.trust.allows(p, false)
 }
 
+// Removed reports whether p is a node key the registry holds but no
+// longer admits (revoked, or of a suspended or retired network): such a
+// node may not even hold a guest's connection (p2p.Gater.RefuseAsGuests).
+func (r *Registry) Removed(p peer.ID) bool { return r.trust.removed(p) }
+
 // allowRaft admits Raft RPC streams from current voters only (non-voters
 // never originate Raft RPCs: the leader dials them), and from the stewards
 // an invite named while this node joins.

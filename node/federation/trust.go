@@ -51,6 +51,13 @@ func (c *trustCache) fromState(s *registry.State) {
 	c.fsm.Store(t)
 }
 
+// removed reports whether the registry holds p's key but no longer admits
+// it: revoked, or of a suspended or retired network.
+func (c *trustCache) removed(p peer.ID) bool {
+	t := c.fsm.Load()
+	return t != nil && t.known[p.String()] && !t.member[p.String()]
+}
+
 // fromConfig recomputes raft's part.
 func (c *trustCache) fromConfig(cfg raft.Configuration) {
 	t := &configTrust{server: map[string]bool{}, voter: map[string]bool{}}

@@ -26,7 +26,8 @@ const guestGrace = 10 * time.Second
 // One Gater serves one host. All methods are safe for concurrent use.
 type Gater struct {
 	allow   atomic.Pointer[func(peer.ID) bool]
-	blocked atomic.Pointer[map[peer.ID]bool] // see Block; nil or read-only once stored
+	blocked atomic.Pointer[map[peer.ID]bool]   // see Block; nil or read-only once stored
+	removed atomic.Pointer[func(peer.ID) bool] // see RefuseAsGuests; nil: none
 
 	mu        sync.Mutex
 	maxGuests int
@@ -147,6 +148,19 @@ func (g *Gater) AdmitGuests(n int) {
 	g.mu.Unlock()
 }
 
+// RefuseAsGuests makes the gater refuse a guest slot to every peer
+// removed accepts: node keys the registry holds but no longer admits
+// (revoked, or of a suspended or retired network), which have nothing to
+// join. removed must be safe for concurrent use, fast, and not block.
+func (g *Gater) RefuseAsGuests(removed func(peer.ID) bool) {
+	g.removed.Store(&removed)
+}
+
+func (g *Gater) isRemoved(p peer.ID) bool {
+	f := g.removed.Load()
+	return f != nil && *f != nil && (*f)(p)
+}
+
 // IsGuest reports whether p holds a connection as a guest: admitted
 // although not a member. A guest that becomes a member stops being one.
 func (g *Gater) IsGuest(p peer.ID) bool {
@@ -217,7 +231,7 @@ func (g *Gater) keepGuest(p peer.ID) bool {
 	if _, ok := g.guests[p]; !ok {
 		return false
 	}
-	if len(g.guests) > g.maxGuests {
+	if len(g.guests) > g.maxGuests || g.isRemoved(p) {
 		delete(g.guests, p)
 		return false
 	}
@@ -250,6 +264,9 @@ func (g *Gater) bind(n network.Network) {
 func (g *Gater) admitGuest(p peer.ID) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.isRemoved(p) {
+		return false
+	}
 	if _, ok := g.guests[p]; ok {
 		return true // another connection from a guest already admitted
 	}

@@ -57,6 +57,8 @@
 //	                                   /k/receipt:<network> the receipts sent to it
 //	/d/<id>/<network>                  delivery receipt for an own record: the version
 //	                                   and hash that network holds (receipts.go)
+//	/u/...                             custody copies kept for other networks: sealed
+//	                                   blobs this node cannot open (custody.go)
 //
 // Zero-padded versions and fixed-width hex seqs sort numerically, so history
 // iterates oldest first and the feed in order. Index keys end in a record id

@@ -23,6 +23,7 @@ const (
 	pfxTemplate   = "/i/template/" // /i/template/<ref>/<id> → empty
 	pfxCount      = "/m/count/"    // /m/count/<kind> → count (8 bytes)
 	pfxReceipt    = "/d/"          // /d/<id>/<network> → what that network holds of an own record (receipts.go)
+	pfxCustody    = "/u/"          // /u/... custody copies this node keeps for other networks (custody.go)
 
 	keyFormat = "/m/format" // store format version, "1"
 	keyHead   = "/m/head"   // last assigned seq (8 bytes)
