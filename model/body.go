@@ -36,27 +36,38 @@ func DecodeBody(kind Kind, raw json.RawMessage) (any, error) {
 // set: whether free text may carry one was the author's decision, and
 // refusing it here would only lose data the author chose to keep.
 func (p Payload) ValidateBody(find TemplateFinder, allowIdentifiers bool) error {
+	_, err := p.CheckBody(find, allowIdentifiers)
+	return err
+}
+
+// CheckBody is ValidateBody, and also returns the decoded body (as
+// DecodeBody does; nil for a version that carries none) so a caller need
+// not decode it again.
+func (p Payload) CheckBody(find TemplateFinder, allowIdentifiers bool) (any, error) {
 	if p.Retracts() {
 		if len(p.Body) != 0 {
-			return fmt.Errorf("%w: a deleted or withdrawn version carries no body", ErrMalformed)
+			return nil, fmt.Errorf("%w: a deleted or withdrawn version carries no body", ErrMalformed)
 		}
-		return nil
+		return nil, nil
 	}
 	v, err := DecodeBody(p.Kind, p.Body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	switch b := v.(type) {
 	case *Audit:
 		t, ok := find(b.Template)
 		if !ok {
-			return &FieldError{Field: "template", Msg: fmt.Sprintf("%q is not a template this node knows (cairn template list shows them)", truncate(b.Template, 60))}
+			return nil, &FieldError{Field: "template", Msg: fmt.Sprintf("%q is not a template this node knows (cairn template list shows them)", truncate(b.Template, 60))}
 		}
-		return b.Validate(t, allowIdentifiers)
+		err = b.Validate(t, allowIdentifiers)
 	case *Priority:
-		return b.Validate(allowIdentifiers)
+		err = b.Validate(allowIdentifiers)
 	case *Report:
-		return b.Validate(allowIdentifiers)
+		err = b.Validate(allowIdentifiers)
 	}
-	return nil
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
 }

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 )
 
 // Kind is the kind of a record.
@@ -176,8 +175,12 @@ func DecodeStrict(b []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("trailing data after the JSON value")
+	// Only JSON whitespace may follow (what Token's io.EOF means, without
+	// the cost of reading a token).
+	for _, c := range b[dec.InputOffset():] {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return errors.New("trailing data after the JSON value")
+		}
 	}
 	return nil
 }

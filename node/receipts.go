@@ -207,19 +207,24 @@ func (r *receipts) pass(ctx context.Context, after uint64, group []string, nodes
 scan:
 	for scanned < r.cfg.Scan {
 		ask := min(256, r.cfg.Scan-scanned)
-		entries, _, err := r.n.store.Feed(end, ask)
+		// Only the group's origins' versions are read (to tell stubs),
+		// and none is decoded.
+		entries, _, err := r.n.store.FeedWhere(end, ask, func(origin string, _ model.Audience) bool {
+			_, ok := pending[origin]
+			return ok
+		})
 		if err != nil {
 			return err
 		}
 		for _, e := range entries {
 			scanned++
 			end = e.Seq
-			p, ok := pending[e.Payload.Origin]
+			p, ok := pending[e.Origin]
 			if !ok || e.TakenBack {
 				continue // another origin's, or a stub: this node no longer holds that version
 			}
-			if cur, seen := p[e.Payload.ID]; !seen || e.Payload.Version > cur.Version {
-				p[e.Payload.ID] = cairnsync.Receipt{ID: e.Payload.ID, Version: e.Payload.Version, Hash: e.Hash}
+			if cur, seen := p[e.ID]; !seen || e.Version > cur.Version {
+				p[e.ID] = cairnsync.Receipt{ID: e.ID, Version: e.Version, Hash: e.Hash}
 			}
 			if len(p) == cairnsync.MaxReceipts {
 				break scan // a full frame: every origin of the group stops here

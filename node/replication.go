@@ -309,6 +309,22 @@ func (f storeFeed) Feed(after uint64, limit int) ([]cairnsync.Entry, uint64, err
 	return out, last, nil
 }
 
+// FeedWhere reads the feed without decoding envelopes: the pull server
+// skips what a requester may not see (its own records, say) from each
+// entry's origin and audience alone.
+func (f storeFeed) FeedWhere(after uint64, limit int, want func(string, model.Audience) bool) ([]cairnsync.Entry, uint64, error) {
+	es, last, err := f.st.FeedWhere(after, limit, want)
+	if err != nil {
+		return nil, after, err
+	}
+	out := make([]cairnsync.Entry, len(es))
+	for i, e := range es {
+		out[i] = cairnsync.Entry{Seq: e.Seq, Env: e.Envelope, Payload: model.Payload{
+			ID: e.ID, Version: e.Version, Origin: e.Origin, Audience: e.Audience}}
+	}
+	return out, last, nil
+}
+
 // registryMembers says who a requesting node is, from the registry.
 type registryMembers struct{ n *Node }
 

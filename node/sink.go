@@ -32,70 +32,111 @@ type verdict struct {
 	held   bool             // this node holds the version already: neither stored nor refused
 }
 
-// Store checks every envelope of the batch, then counts the refusals
-// against from in feed order. Nothing of the batch is stored if from is
-// dropped while counting, or if an author is not in the registry yet (the
-// batch is offered again later; that counts one unknown-key per offer,
-// not one per envelope).
+// Store checks every envelope of the batch and stores those that pass
+// (Check, then its commit).
 func (s recordSink) Store(from peer.ID, envs []model.Envelope) (cairnsync.Counts, error) {
+	commit, c, err := s.Check(from, envs)
+	if err != nil {
+		return c, err
+	}
+	cc, err := commit()
+	c.Add(cc)
+	return c, err
+}
+
+// Check checks every envelope of the batch (on all cores), then counts
+// the refusals against from in feed order, and returns commit, which
+// stores the versions that passed. Nothing of the batch is stored if from
+// is dropped while counting, or if an author is not in the registry yet
+// (the batch is offered again later; that counts one unknown-key per
+// offer, not one per envelope).
+//
+// The Puller checks the next batch while commit runs, so a version older
+// than one of the batch being written is not seen as stale here; the
+// store refuses it when commit runs (store.PutOpened), and commit counts
+// it as stale then.
+func (s recordSink) Check(from peer.ID, envs []model.Envelope) (func() (cairnsync.Counts, error), cairnsync.Counts, error) {
 	var c cairnsync.Counts
 	self := model.Reader{Network: s.n.profile.Slug, Region: s.n.profile.Region, Member: true}
 	st := s.n.fed.State()
-	verdicts := make([]verdict, 0, len(envs))
-	good := make([]model.Envelope, 0, len(envs))
-	unknown := ""
-	for _, env := range envs {
-		p, v := s.check(st, self, env)
-		verdicts = append(verdicts, v)
-		if v.atOnce {
-			break // an honest node never sends this: nothing after it counts
-		}
-		if v.reason == cairnsync.ReasonUnknownKey && unknown == "" {
-			unknown = p.Author
-		}
-		if v.reason == "" && !v.held {
-			good = append(good, env)
+	checked := make([]checked, len(envs))
+	parallel(len(envs), func(i int) {
+		checked[i] = s.check(st, self, envs[i])
+	})
+	// An envelope that drops the peer at once ends the batch: an honest
+	// node never sends one, and nothing after it counts.
+	for i, ch := range checked {
+		if ch.v.atOnce {
+			checked = checked[:i+1]
+			break
 		}
 	}
-	if unknown != "" && !verdicts[len(verdicts)-1].atOnce {
+	unknown := ""
+	for _, ch := range checked {
+		if ch.v.reason == cairnsync.ReasonUnknownKey {
+			unknown = ch.p.Author
+			break
+		}
+	}
+	if unknown != "" && !checked[len(checked)-1].v.atOnce {
 		c.Reject(cairnsync.ReasonUnknownKey)
 		if s.r.reject(from, cairnsync.ReasonUnknownKey, false) {
-			return c, fmt.Errorf("%w: %s", errDropped, cairnsync.ReasonUnknownKey)
+			return nil, c, fmt.Errorf("%w: %s", errDropped, cairnsync.ReasonUnknownKey)
 		}
-		return c, fmt.Errorf("%w: %s", errAuthorUnknown, unknown)
+		return nil, c, fmt.Errorf("%w: %s", errAuthorUnknown, unknown)
 	}
-	for _, v := range verdicts {
+	good := make([]store.Opened, 0, len(checked))
+	for i, ch := range checked {
 		switch {
-		case v.held:
+		case ch.v.held:
 			c.Duplicates++
-		case v.reason == "":
+		case ch.v.reason == "":
 			s.r.accept(from)
+			good = append(good, store.Opened{Env: envs[i], Payload: ch.p, Body: ch.body})
 		default:
-			c.Reject(v.reason)
-			if s.r.reject(from, v.reason, v.atOnce) {
-				return c, fmt.Errorf("%w: %s", errDropped, v.reason)
+			c.Reject(ch.v.reason)
+			if s.r.reject(from, ch.v.reason, ch.v.atOnce) {
+				return nil, c, fmt.Errorf("%w: %s", errDropped, ch.v.reason)
 			}
 		}
 	}
-	for len(good) > 0 {
-		k := min(len(good), store.MaxBatch)
-		res, err := s.n.store.Put(good[:k]...)
-		if err != nil {
-			return c, fmt.Errorf("store records from %s: %w", from, err)
+	commit := func() (cairnsync.Counts, error) {
+		var c cairnsync.Counts
+		for len(good) > 0 {
+			k := min(len(good), store.MaxBatch)
+			res, err := s.n.store.PutOpened(good[:k]...)
+			if err != nil {
+				return c, fmt.Errorf("store records from %s: %w", from, err)
+			}
+			c.Stored += len(res.Stored)
+			c.Duplicates += res.Duplicates
+			for range res.Older {
+				c.Reject(cairnsync.ReasonStale)
+				s.r.reject(from, cairnsync.ReasonStale, false) // never drops
+			}
+			good = good[k:]
 		}
-		c.Stored += len(res.Stored)
-		c.Duplicates += res.Duplicates
-		good = good[k:]
+		return c, nil
 	}
-	return c, nil
+	return commit, c, nil
+}
+
+// checked is one envelope after the receiver's checks: its payload (as
+// far as it could be opened) and the verdict.
+type checked struct {
+	p    model.Payload
+	body any // p's body, decoded, once it passed
+	v    verdict
 }
 
 // check runs the receiver's checks on one envelope: a copy of a version
 // this node holds is passed over before anything costly (in a mesh most
 // envelopes are such copies, and verifying them was half the work); then
-// signature, timestamp and body (records.Check), the author's key in the
-// registry (of the origin network, and not revoked before the version's
-// date), the audience, and last whether it is older than the version held.
+// signature, timestamp and body (records.CheckOpened), the author's key in
+// the registry (of the origin network, and not revoked before the
+// version's date), the audience, and last whether it is older than the
+// version held. The payload is decoded once, here, and handed on to the
+// store. It is safe to call from several goroutines at once.
 //
 // A replayed older version is refused (stale) and not stored: it could
 // never become current (model.Wins), and a node need not hold the history
@@ -103,31 +144,36 @@ func (s recordSink) Store(from peer.ID, envs []model.Envelope) (cairnsync.Counts
 // never drops the peer: an honest relay that received versions in another
 // order sends them too. A version with the number of the one held but
 // another hash is a conflict, the store's to keep and report.
-func (s recordSink) check(st *registry.State, self model.Reader, env model.Envelope) (model.Payload, verdict) {
-	if p, err := env.Open(); err == nil {
-		if held, err := s.n.store.Holds(p.ID, p.Version, env.Hash()); err == nil && held {
-			return p, verdict{held: true}
-		}
-	}
-	p, err := s.n.records.Check(env)
+func (s recordSink) check(st *registry.State, self model.Reader, env model.Envelope) checked {
+	p, err := env.Open()
 	if err != nil {
-		return p, s.refusal(env, p, err)
+		return checked{p: p, v: s.refusal(env, p, err)}
+	}
+	held, cur, err := s.n.store.Known(p.ID, p.Version, env.Hash())
+	if err == nil && held {
+		return checked{p: p, v: verdict{held: true}}
+	}
+	if err != nil {
+		cur = 0 // the store will say what is wrong when the batch is put
+	}
+	body, err := s.n.records.CheckOpened(env, p)
+	if err != nil {
+		return checked{p: p, v: s.refusal(env, p, err)}
 	}
 	key, ok := st.Node(p.Author)
 	switch {
 	case !ok || key.Network != p.Origin:
-		return p, verdict{reason: cairnsync.ReasonUnknownKey}
+		return checked{p: p, v: verdict{reason: cairnsync.ReasonUnknownKey}}
 	case key.Revoked && p.HLC.Millis() >= key.Cutoff:
 		// Verified against the origin's registered key, whoever relayed
 		// it; a revoked key's versions count only if dated before its cutoff.
-		return p, verdict{reason: cairnsync.ReasonRevokedKey}
+		return checked{p: p, v: verdict{reason: cairnsync.ReasonRevokedKey}}
 	case p.Origin != self.Network && !p.Audience.Admits(self):
-		return p, verdict{reason: cairnsync.ReasonOutsideAudience}
+		return checked{p: p, v: verdict{reason: cairnsync.ReasonOutsideAudience}}
+	case p.Version < cur:
+		return checked{p: p, v: verdict{reason: cairnsync.ReasonStale}}
 	}
-	if cur, err := s.n.store.Get(p.ID); err == nil && p.Version < cur.Payload.Version {
-		return p, verdict{reason: cairnsync.ReasonStale}
-	}
-	return p, verdict{}
+	return checked{p: p, body: body}
 }
 
 // refusal names why records.Check refused env. A bad signature, or an

@@ -105,9 +105,11 @@ const (
 
 // Entry is one change-feed entry as the pull server reads it.
 type Entry struct {
-	Seq     uint64         // the server's feed sequence number
-	Env     model.Envelope // the signed bytes, exactly as stored
-	Payload model.Payload  // Env.Open(), as the store decoded it
+	Seq uint64         // the server's feed sequence number
+	Env model.Envelope // the signed bytes, exactly as stored
+	// Payload is Env.Open(), as the store decoded it; the server reads
+	// only its Origin and Audience (a FilteredFeed may set only those).
+	Payload model.Payload
 }
 
 // Feed is the server's local change feed (node/store satisfies it through
@@ -118,6 +120,16 @@ type Feed interface {
 	// The pull handler calls it from one goroutine per request, so calls
 	// run concurrently; it may block on disk, never on the network.
 	Feed(after uint64, limit int) (entries []Entry, last uint64, err error)
+}
+
+// FilteredFeed is a Feed that can leave out the envelopes of entries a
+// requester may not see without reading them. The pull server uses it
+// when its Feed has it.
+type FilteredFeed interface {
+	// FeedWhere is Feed, except that it sets Env only for entries for
+	// which want(origin, audience) holds; the others come with an empty
+	// Env. Every entry's Payload has at least its Origin and Audience.
+	FeedWhere(after uint64, limit int, want func(origin string, aud model.Audience) bool) (entries []Entry, last uint64, err error)
 }
 
 // Members says who a requesting peer is.
@@ -148,6 +160,9 @@ func (c *Counts) Reject(r Reason) {
 	c.Reasons[r]++
 }
 
+// Add adds o's counts to c.
+func (c *Counts) Add(o Counts) { c.add(o) }
+
 func (c *Counts) add(o Counts) {
 	c.Stored += o.Stored
 	c.Duplicates += o.Duplicates
@@ -174,6 +189,21 @@ type Sink interface {
 	// The Puller calls it once per batch, from the goroutine that called
 	// CatchUp; it may block on disk.
 	Store(from peer.ID, envs []model.Envelope) (Counts, error)
+}
+
+// StagedSink is a Sink that can check a batch apart from storing it, so
+// the Puller checks the next batch while the last one is written to disk.
+type StagedSink interface {
+	Sink
+	// Check verifies and counts every envelope as Store does, and returns
+	// commit, which stores those that passed and returns once they are on
+	// disk, with what storing found (counts to add to Check's). An error
+	// means nothing of the batch will be stored, as for Store; commit is
+	// then nil. The Puller calls Check from the goroutine that called
+	// CatchUp, and commit at most once, from another goroutine, only after
+	// the previous batch's commit returned; Check of the next batch may
+	// run meanwhile.
+	Check(from peer.ID, envs []model.Envelope) (commit func() (Counts, error), c Counts, err error)
 }
 
 // Checkpoints keeps how far this node has pulled each peer's feed.
@@ -357,10 +387,17 @@ func (srv *PullServer) answer(w *frameWriter, r model.Reader, after uint64, limi
 	last, scanned, total := after, 0, 0
 	more := false
 	batch := []byte{kindBatch}
+	read := srv.feed.Feed
+	if ff, ok := srv.feed.(FilteredFeed); ok {
+		want := func(origin string, aud model.Audience) bool {
+			return sendable(model.Payload{Origin: origin, Audience: aud}, r)
+		}
+		read = func(after uint64, limit int) ([]Entry, uint64, error) { return ff.FeedWhere(after, limit, want) }
+	}
 scan:
 	for scanned < limit {
 		ask := min(feedPage, limit-scanned)
-		entries, feedLast, err := srv.feed.Feed(last, ask)
+		entries, feedLast, err := read(last, ask)
 		if err != nil {
 			if scanned > 0 {
 				more = true // send what was scanned; the next request meets the error
@@ -382,25 +419,28 @@ scan:
 				last = e.Seq // scanned: the requester's checkpoint moves past it
 				continue
 			}
-			eb, err := e.Env.MarshalBinary()
-			if err != nil || len(eb) > MaxEnvelopeSize {
+			size := envelopeSize(e.Env)
+			if size > MaxEnvelopeSize {
 				scanned++
 				last = e.Seq // cannot be sent to anyone; never block the feed on it
 				continue
 			}
-			if total > 0 && total+len(eb) > MaxPullBytes {
+			if total > 0 && total+size > MaxPullBytes {
 				more = true
 				break scan
 			}
-			if len(batch)+binary.MaxVarintLen64+len(eb) > MaxBatchFrame {
+			if len(batch)+binary.MaxVarintLen64+size > MaxBatchFrame {
 				if err := w.frame(batch); err != nil {
 					return err
 				}
 				batch = batch[:1]
 			}
-			batch = binary.AppendUvarint(batch, uint64(len(eb)))
-			batch = append(batch, eb...)
-			total += len(eb)
+			// The envelope's MarshalBinary, appended in place.
+			batch = binary.AppendUvarint(batch, uint64(size))
+			batch = binary.AppendUvarint(batch, uint64(len(e.Env.Payload)))
+			batch = append(batch, e.Env.Payload...)
+			batch = append(batch, e.Env.Sig...)
+			total += size
 			scanned++
 			last = e.Seq
 		}
@@ -422,6 +462,12 @@ scan:
 		end = append(end, 0)
 	}
 	return w.frame(end)
+}
+
+// envelopeSize is the length of env.MarshalBinary().
+func envelopeSize(env model.Envelope) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], uint64(len(env.Payload))) + len(env.Payload) + len(env.Sig)
 }
 
 // sendable reports whether a record may go to reader r: its audience admits
@@ -695,33 +741,126 @@ func (pl *Puller) CatchUp(ctx context.Context, p peer.ID) (PullStats, error) {
 	if timeout <= 0 {
 		timeout = DefaultPullTimeout
 	}
-	for {
-		b, err := pull(ctx, pl.Host, p, after, limit, timeout)
-		if err != nil {
-			return st, err
+	// Three batches are in hand at once: while one is checked, the request
+	// for the next is on its way (from the checked batch's last seq, which
+	// becomes the checkpoint only once that batch is stored), and the one
+	// before is being written with a StagedSink's commit, then its
+	// checkpoint saved. A batch is written only after the one before it is
+	// stored and its checkpoint saved; CatchUp returns only once nothing
+	// is being written. If checking or storing fails, the answer asked for
+	// meanwhile is dropped unread.
+	staged, _ := pl.Sink.(StagedSink)
+	pctx, cancel := context.WithCancel(ctx)
+	var next chan pulled
+	var writing chan written
+	var writingSeq uint64
+	wrote := func() error {
+		if writing == nil {
+			return nil
 		}
+		w := <-writing
+		writing = nil
+		st.add(w.c)
+		if w.err != nil {
+			return w.err
+		}
+		st.To = writingSeq
+		return nil
+	}
+	fail := func(err error) (PullStats, error) {
+		if e := wrote(); e != nil {
+			err = errors.Join(err, e)
+		}
+		return st, err
+	}
+	defer func() {
+		cancel()
+		if next != nil {
+			<-next // the request goroutine is done before CatchUp returns
+		}
+	}()
+	fetch := func(after uint64) chan pulled {
+		ch := make(chan pulled, 1)
+		go func() {
+			b, err := pull(pctx, pl.Host, p, after, limit, timeout)
+			ch <- pulled{b, err}
+		}()
+		return ch
+	}
+	next = fetch(after)
+	for {
+		r := <-next
+		next = nil
+		if r.err != nil {
+			return fail(r.err)
+		}
+		b := r.b
 		st.Requests++
 		st.Received += len(b.Envelopes)
+		if b.More {
+			next = fetch(b.Last)
+		}
+		var commit func() (Counts, error)
 		if len(b.Envelopes) > 0 {
-			c, err := pl.Sink.Store(p, b.Envelopes)
+			var c Counts
+			var err error
+			if staged != nil {
+				commit, c, err = staged.Check(p, b.Envelopes)
+			} else {
+				c, err = pl.Sink.Store(p, b.Envelopes)
+			}
 			st.add(c) // on error too: what it refused is still told
 			if err != nil {
-				return st, fmt.Errorf("store records pulled from %s: %w", p, err)
+				return fail(fmt.Errorf("store records pulled from %s: %w", p, err))
 			}
 		}
-		if b.Last != after {
-			if err := pl.Checkpoints.SetCheckpoint(p, b.Last); err != nil {
-				return st, fmt.Errorf("pull from %s: %w", p, err)
-			}
-			after, st.To = b.Last, b.Last
-		}
-		if !b.More {
-			return st, nil
-		}
-		if err := ctx.Err(); err != nil {
+		if err := wrote(); err != nil {
 			return st, err
 		}
+		if commit != nil || b.Last != after {
+			ch := make(chan written, 1)
+			writing, writingSeq = ch, b.Last
+			go func(from, seq uint64) { ch <- pl.write(p, commit, from, seq) }(after, b.Last)
+			after = b.Last
+		}
+		if !b.More {
+			return fail(nil)
+		}
+		if err := ctx.Err(); err != nil {
+			return fail(err)
+		}
 	}
+}
+
+// write stores a checked batch with commit (if any), then saves the
+// checkpoint seq if it moved from from.
+func (pl *Puller) write(p peer.ID, commit func() (Counts, error), from, seq uint64) written {
+	var w written
+	if commit != nil {
+		w.c, w.err = commit()
+		if w.err != nil {
+			w.err = fmt.Errorf("store records pulled from %s: %w", p, w.err)
+			return w
+		}
+	}
+	if seq != from {
+		if err := pl.Checkpoints.SetCheckpoint(p, seq); err != nil {
+			w.err = fmt.Errorf("pull from %s: %w", p, err)
+		}
+	}
+	return w
+}
+
+// written is what writing one batch did.
+type written struct {
+	c   Counts
+	err error
+}
+
+// pulled is the outcome of one pull request.
+type pulled struct {
+	b   Batch
+	err error
 }
 
 // acquire waits until no other CatchUp for p runs, or ctx ends.

@@ -532,20 +532,26 @@ func (s *Service) Check(env model.Envelope) (model.Payload, error) {
 	if err != nil {
 		return p, err
 	}
+	_, err = s.CheckOpened(env, p)
+	return p, err
+}
+
+// CheckOpened is Check for an envelope the caller has opened already: p
+// must be what env.Open() returned without error. It returns the decoded
+// body (model.DecodeBody's; nil for a version without one). It is safe to
+// call from several goroutines at once.
+func (s *Service) CheckOpened(env model.Envelope, p model.Payload) (body any, err error) {
 	pub, err := s.cfg.KeyOf(p.Author)
 	if err != nil {
-		return p, fmt.Errorf("author %s: %w", p.Author, err)
+		return nil, fmt.Errorf("author %s: %w", p.Author, err)
 	}
 	if err := env.Verify(pub); err != nil {
-		return p, err
+		return nil, err
 	}
 	if err := p.HLC.CheckDrift(s.cfg.Now(), s.cfg.MaxClockAhead); err != nil {
-		return p, err
+		return nil, err
 	}
-	if err := p.ValidateBody(s.cfg.Templates, true); err != nil {
-		return p, err
-	}
-	return p, nil
+	return p.CheckBody(s.cfg.Templates, true)
 }
 
 // Verify checks envelopes as a receiver must (see Check) and splits them

@@ -46,7 +46,9 @@
 //	/h/<id>/<version %020d>/<hash>     one version: its seq (8 bytes) then the envelope
 //	                                   (model.Envelope.MarshalBinary), or, once its origin
 //	                                   took the body back, 0x00 and a stub (withdraw.go)
-//	/c/<seq %016x>                     feed entry: the /h/ key of the version stored
+//	/c/<seq %016x>                     feed entry: the /h/ key of the version stored, with
+//	                                   its origin and audience under a CRC (keys.go
+//	                                   feedValue); older entries hold the /h/ key alone
 //	/r/<id>                            the current version: a summary pointing at its /h/ key
 //	/i/kind/<kind>/<id>                index of current versions by kind (empty value)
 //	/i/origin/<origin>/<id>            ... by origin network

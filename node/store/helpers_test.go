@@ -72,6 +72,7 @@ type rec struct {
 	size     int            // approximate payload size; default ~1500 bytes
 	note     string         // varies the body
 	unsigned bool           // dummy signature (unsignedRec)
+	audience model.Audience // default members
 }
 
 // sealRec signs r with the key of its author.
@@ -123,8 +124,11 @@ func sealRecErr(r rec) (model.Envelope, error) {
 		Author:   testAuthor(r.author),
 		Version:  r.version,
 		HLC:      r.hlc,
-		Audience: model.Audience{"members"},
+		Audience: r.audience,
 		Deleted:  r.deleted,
+	}
+	if p.Audience == nil {
+		p.Audience = model.Audience{"members"}
 	}
 	if r.keep != nil {
 		p.Withdrawn, p.Keep = true, r.keep

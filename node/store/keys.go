@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"strconv"
 	"strings"
 
@@ -15,7 +16,7 @@ import (
 const (
 	pfxRecord     = "/r/"          // /r/<id> → summary of the current version (see current)
 	pfxHistory    = "/h/"          // /h/<id>/<version %020d>/<hash> → seq (8 bytes) + envelope
-	pfxFeed       = "/c/"          // /c/<seq %016x> → the history key of the version stored
+	pfxFeed       = "/c/"          // /c/<seq %016x> → the history key of the version stored, with its origin and audience (feedValue)
 	pfxCheckpoint = "/k/"          // /k/<peer> → seq (8 bytes)
 	pfxKind       = "/i/kind/"     // /i/kind/<kind>/<id> → empty
 	pfxOrigin     = "/i/origin/"   // /i/origin/<origin>/<id> → empty
@@ -220,4 +221,100 @@ func (c current) indexKeys(id string) [][]byte {
 		keys = append(keys, templateIndexKey(c.Template, id))
 	}
 	return keys
+}
+
+// A feed entry's value (/c/<seq>) names the history key of the version
+// stored. Stores written before feedMetaMark hold only that key (it starts
+// with '/'); newer entries start with feedMetaMark and also carry the
+// version's origin and audience, so a pull server can decide whom an entry
+// may go to without reading or decoding the envelope:
+//
+//	feedMetaMark, CRC-32C (4 bytes, big-endian) of the rest, then
+//	uvarint len + history key, uvarint len + origin,
+//	uvarint count of audience entries, each uvarint len + entry
+//
+// The checksum makes a damaged entry an error rather than a record sent to
+// readers its origin did not choose.
+const feedMetaMark = 0x01
+
+// feedMeta is what a feed entry says of the version it names.
+type feedMeta struct {
+	hk       []byte // history key
+	origin   string
+	audience model.Audience
+	full     bool // origin and audience are set (false: an older entry, only hk)
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func feedValue(hk []byte, origin string, aud model.Audience) []byte {
+	n := 5 + binary.MaxVarintLen64*2 + len(hk) + len(origin) + 1
+	for _, e := range aud {
+		n += binary.MaxVarintLen64 + len(e)
+	}
+	b := make([]byte, 5, n)
+	b[0] = feedMetaMark
+	b = binary.AppendUvarint(b, uint64(len(hk)))
+	b = append(b, hk...)
+	b = binary.AppendUvarint(b, uint64(len(origin)))
+	b = append(b, origin...)
+	b = binary.AppendUvarint(b, uint64(len(aud)))
+	for _, e := range aud {
+		b = binary.AppendUvarint(b, uint64(len(e)))
+		b = append(b, e...)
+	}
+	binary.BigEndian.PutUint32(b[1:5], crc32.Checksum(b[5:], castagnoli))
+	return b
+}
+
+// parseFeedValue reads a feed entry's value, of either form. The history
+// key aliases v.
+func parseFeedValue(v []byte) (feedMeta, error) {
+	if len(v) > 0 && v[0] == '/' {
+		return feedMeta{hk: v}, nil // before feedMetaMark: the history key alone
+	}
+	bad := func(what string) (feedMeta, error) {
+		return feedMeta{}, fmt.Errorf("feed entry value is malformed: %s", what)
+	}
+	if len(v) < 5 || v[0] != feedMetaMark {
+		return bad("unknown form")
+	}
+	if binary.BigEndian.Uint32(v[1:5]) != crc32.Checksum(v[5:], castagnoli) {
+		return bad("its checksum does not match")
+	}
+	b := v[5:]
+	next := func() ([]byte, bool) {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < l {
+			return nil, false
+		}
+		s := b[k : k+int(l)]
+		b = b[k+int(l):]
+		return s, true
+	}
+	hk, ok := next()
+	if !ok {
+		return bad("history key")
+	}
+	origin, ok := next()
+	if !ok {
+		return bad("origin")
+	}
+	count, k := binary.Uvarint(b)
+	if k <= 0 || count > uint64(len(b)) {
+		return bad("audience")
+	}
+	b = b[k:]
+	aud := make(model.Audience, 0, count)
+	for range count {
+		e, ok := next()
+		if !ok {
+			return bad("audience entry")
+		}
+		aud = append(aud, string(e))
+	}
+	if len(b) != 0 {
+		return bad("trailing bytes")
+	}
+	return feedMeta{hk: hk, origin: string(origin), audience: aud, full: true}, nil
 }

@@ -27,6 +27,10 @@ type PutResult struct {
 	// record already has (two nodes of one network wrote concurrently).
 	// Both stay in history; the winner by model.Wins is current.
 	Conflicts []string
+	// Older lists, for PutOpened, the positions (in the call) of the
+	// versions it did not store because the store held a newer version of
+	// their record when the call began.
+	Older []int
 }
 
 // decoded is an envelope with what Put needs from it.
@@ -47,14 +51,52 @@ type decoded struct {
 // transaction fails with ErrBatchTooLarge: split it into groups of at most
 // MaxBatch. Concurrent calls are serialised.
 func (s *Store) Put(envs ...model.Envelope) (PutResult, error) {
-	var res PutResult
 	if len(envs) == 0 {
-		return res, nil
+		return PutResult{}, nil
 	}
 	recs, err := decodeAll(envs)
 	if err != nil {
-		return res, fmt.Errorf("store records: %w", err)
+		return PutResult{}, fmt.Errorf("store records: %w", err)
 	}
+	return s.put(recs, false)
+}
+
+// Opened is an envelope with its payload as Envelope.Open returned it.
+type Opened struct {
+	Env     model.Envelope
+	Payload model.Payload
+	// Body is optional: Payload's body as model.DecodeBody returned it,
+	// so the store need not decode it for an audit's template.
+	Body any
+}
+
+// PutOpened is Put for envelopes a receiver has opened and checked
+// already, so their JSON is not decoded again. Each Payload must be
+// exactly what Env.Open() returned; the store still checks the
+// signature's length and the origin, hashes the bytes, and checks every
+// envelope against its hash when it reads it back. Unlike Put, it does
+// not store a version older than the one the store holds of its record
+// when the call begins (PutResult.Older): a receiver keeps the current
+// version of another network's record, not its history.
+func (s *Store) PutOpened(ops ...Opened) (PutResult, error) {
+	if len(ops) == 0 {
+		return PutResult{}, nil
+	}
+	recs := make([]decoded, len(ops))
+	for i, o := range ops {
+		r, err := opened(o.Env, o.Payload, o.Body)
+		if err != nil {
+			return PutResult{}, fmt.Errorf("store records: envelope %d of %d: %w", i+1, len(ops), err)
+		}
+		recs[i] = r
+	}
+	return s.put(recs, true)
+}
+
+// put stores decoded envelopes in one transaction (see Put), leaving out
+// those older than the version held when refuseOlder is set (PutOpened).
+func (s *Store) put(recs []decoded, refuseOlder bool) (PutResult, error) {
+	var res PutResult
 	if err := s.begin(); err != nil {
 		return res, err
 	}
@@ -73,12 +115,29 @@ func (s *Store) Put(envs ...model.Envelope) (PutResult, error) {
 		maxHLC: model.HLC(s.maxHLC.Load()),
 		delta:  map[model.Kind]int{},
 	}
+	var older []bool
+	if refuseOlder {
+		// Against what was held before this call: versions of one
+		// record within the call are all stored, as Put stores them.
+		older = make([]bool, len(recs))
+		for i := range recs {
+			cur, ok, err := getCurrent(txn, recs[i].p.ID)
+			if err != nil {
+				return PutResult{}, fmt.Errorf("store record %s: %w", recs[i].p.ID, err)
+			}
+			older[i] = ok && cur.Version > recs[i].p.Version
+		}
+	}
 	conflicted := map[string]bool{}
 	for i := range recs {
+		if older != nil && older[i] {
+			res.Older = append(res.Older, i)
+			continue
+		}
 		st, dup, conflict, err := w.put(&recs[i])
 		if err != nil {
 			if errors.Is(err, badger.ErrTxnTooBig) {
-				return PutResult{}, fmt.Errorf("store %d records: the group does not fit in one transaction; split it into groups of at most %d: %w", len(envs), MaxBatch, ErrBatchTooLarge)
+				return PutResult{}, fmt.Errorf("store %d records: the group does not fit in one transaction; split it into groups of at most %d: %w", len(recs), MaxBatch, ErrBatchTooLarge)
 			}
 			return PutResult{}, fmt.Errorf("store record %s: %w", recs[i].p.ID, err)
 		}
@@ -99,12 +158,12 @@ func (s *Store) Put(envs ...model.Envelope) (PutResult, error) {
 	counts := s.countsAfter(w.delta)
 	if err := w.meta(counts); err != nil {
 		if errors.Is(err, badger.ErrTxnTooBig) {
-			return PutResult{}, fmt.Errorf("store %d records: the group does not fit in one transaction; split it into groups of at most %d: %w", len(envs), MaxBatch, ErrBatchTooLarge)
+			return PutResult{}, fmt.Errorf("store %d records: the group does not fit in one transaction; split it into groups of at most %d: %w", len(recs), MaxBatch, ErrBatchTooLarge)
 		}
-		return PutResult{}, fmt.Errorf("store %d records: %w", len(envs), err)
+		return PutResult{}, fmt.Errorf("store %d records: %w", len(recs), err)
 	}
 	if err := txn.Commit(); err != nil {
-		return PutResult{}, fmt.Errorf("store %d records: writing them to disk failed, so none were stored (check free space and the disk): %w", len(envs), err)
+		return PutResult{}, fmt.Errorf("store %d records: writing them to disk failed, so none were stored (check free space and the disk): %w", len(recs), err)
 	}
 
 	s.head.Store(w.head)
@@ -200,7 +259,7 @@ func (w *putTxn) put(r *decoded) (st Stored, dup, conflict bool, err error) {
 			return Stored{}, false, false, err
 		}
 	}
-	if err := w.txn.Set(feedKey(seq), hk); err != nil {
+	if err := w.txn.Set(feedKey(seq), feedValue(hk, r.p.Origin, r.p.Audience)); err != nil {
 		return Stored{}, false, false, err
 	}
 	if r.p.HLC > w.maxHLC {
@@ -363,11 +422,28 @@ func decode(env model.Envelope) (decoded, error) {
 	if err != nil {
 		return decoded{}, fmt.Errorf("cannot read its payload: %w", err)
 	}
+	return opened(env, p, nil)
+}
+
+// opened checks what Put needs of an envelope whose payload p is opened;
+// body, if not nil, is p's body decoded.
+func opened(env model.Envelope, p model.Payload, body any) (decoded, error) {
 	if len(env.Sig) != ed25519.SignatureSize {
 		return decoded{}, fmt.Errorf("record %s: the signature is %d bytes, not %d: %w", p.ID, len(env.Sig), ed25519.SignatureSize, model.ErrMalformed)
 	}
 	if !model.ValidSlug(p.Origin) {
 		return decoded{}, fmt.Errorf("record %s: origin %q is not a network slug: %w", p.ID, p.Origin, model.ErrMalformed)
 	}
-	return decoded{env: env, p: p, hash: env.Hash(), tmpl: indexableTemplate(p.TemplateRef())}, nil
+	return decoded{env: env, p: p, hash: env.Hash(), tmpl: indexableTemplate(templateRef(p, body))}, nil
+}
+
+// templateRef is p.TemplateRef(), from body when the caller decoded it.
+func templateRef(p model.Payload, body any) string {
+	if body == nil {
+		return p.TemplateRef()
+	}
+	if a, ok := body.(*model.Audit); ok && p.Kind == model.KindAudit {
+		return a.Template
+	}
+	return ""
 }

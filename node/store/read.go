@@ -346,11 +346,15 @@ func (s *Store) Feed(after uint64, limit int) (entries []Stored, last uint64, er
 			if err != nil {
 				return fmt.Errorf("%w: %v", ErrDamaged, err)
 			}
-			hk, err := item.ValueCopy(nil)
+			v, err := item.ValueCopy(nil)
 			if err != nil {
 				return err
 			}
-			st, err := readVersion(txn, hk)
+			m, err := parseFeedValue(v)
+			if err != nil {
+				return fmt.Errorf("%w: entry %d: %v", ErrDamaged, seq, err)
+			}
+			st, err := readVersion(txn, m.hk)
 			if err != nil {
 				return err
 			}
@@ -388,4 +392,33 @@ func (s *Store) Holds(id string, version uint64, hash string) (bool, error) {
 		return false, fmt.Errorf("look up record %s version %d: %w", id, version, err)
 	}
 	return held, nil
+}
+
+// Known reports, in one read, whether the store holds the version of
+// record id with this number and hash (as Holds), and the version number
+// of the record's current version (0 if the store holds none of it).
+func (s *Store) Known(id string, version uint64, hash string) (held bool, current uint64, err error) {
+	if err := s.begin(); err != nil {
+		return false, 0, err
+	}
+	defer s.end()
+	err = s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(historyKey(id, version, hash))
+		switch {
+		case err == nil:
+			held = true
+			return nil // held: its current version is not needed
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		}
+		cur, ok, err := getCurrent(txn, id)
+		if ok {
+			current = cur.Version
+		}
+		return err
+	})
+	if err != nil {
+		return false, 0, fmt.Errorf("look up record %s version %d: %w", id, version, err)
+	}
+	return held, current, nil
 }

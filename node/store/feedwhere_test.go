@@ -1,0 +1,198 @@
+package store
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	badger "github.com/dgraph-io/badger"
+
+	"github.com/inpud/cairn/model"
+)
+
+// feedRecords puts versions of several origins and audiences, through Put
+// and PutOpened, and returns them in feed order.
+func feedRecords(t *testing.T, s *Store) []model.Envelope {
+	t.Helper()
+	gen := newIDGen(t0)
+	auds := []model.Audience{{"members"}, {"private"}, {"network:ehrn", "region:eeca"}, {"region:eeca"}}
+	var envs []model.Envelope
+	for i := range 12 {
+		envs = append(envs, unsignedRec(t, rec{id: gen.next(), origin: []string{"inpud", "ehrn", "anpud"}[i%3], audience: auds[i%4], size: 600}))
+	}
+	mustPut(t, s, envs[:6]...)
+	var ops []Opened
+	for _, env := range envs[6:] {
+		ops = append(ops, Opened{Env: env, Payload: must(env.Open())})
+	}
+	if res, err := s.PutOpened(ops...); err != nil || len(res.Stored) != 6 {
+		t.Fatalf("PutOpened: %d stored, %v; want 6", len(res.Stored), err)
+	}
+	return envs
+}
+
+// checkFeedWhere reads the whole feed with FeedWhere, wanting the entries
+// of origin "ehrn", and checks every entry against the envelope stored.
+func checkFeedWhere(t *testing.T, s *Store, envs []model.Envelope) {
+	t.Helper()
+	want := func(origin string, _ model.Audience) bool { return origin == "ehrn" }
+	var got []FeedEntry
+	after := uint64(0)
+	for range 20 {
+		es, last, err := s.FeedWhere(after, 5, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) == 0 {
+			break
+		}
+		got = append(got, es...)
+		after = last
+	}
+	if len(got) != len(envs) {
+		t.Fatalf("FeedWhere returned %d entries, want %d", len(got), len(envs))
+	}
+	for i, e := range got {
+		p := must(envs[i].Open())
+		if e.Seq != uint64(i+1) || e.ID != p.ID || e.Version != p.Version || e.Hash != envs[i].Hash() ||
+			e.Origin != p.Origin || !slices.Equal(e.Audience, p.Audience) {
+			t.Fatalf("entry %d: %+v; want seq %d, record %s v%d, hash %s, origin %s, audience %v", i, e, i+1, p.ID, p.Version, envs[i].Hash(), p.Origin, p.Audience)
+		}
+		sent := e.Envelope.Payload != nil
+		if sent != (p.Origin == "ehrn") {
+			t.Fatalf("entry %d of %s: envelope read %v; want it read only for ehrn's", i, p.Origin, sent)
+		}
+		if sent && (string(e.Envelope.Payload) != string(envs[i].Payload) || string(e.Envelope.Sig) != string(envs[i].Sig)) {
+			t.Fatalf("entry %d: the envelope read is not the one stored", i)
+		}
+	}
+}
+
+func TestFeedWhereMetadataMatchesEnvelopes(t *testing.T) {
+	s := openStore(t, t.TempDir(), testConfig())
+	envs := feedRecords(t, s)
+	checkFeedWhere(t, s, envs)
+	// Feed, which decodes every version, agrees.
+	sts, _, err := s.Feed(0, 100)
+	if err != nil || len(sts) != len(envs) {
+		t.Fatalf("Feed: %d entries, %v", len(sts), err)
+	}
+	for i, st := range sts {
+		if st.Hash != envs[i].Hash() {
+			t.Fatalf("Feed entry %d is %s, want %s", i, st.Hash, envs[i].Hash())
+		}
+	}
+}
+
+// A store written before feed entries carried origin and audience holds
+// only the history key in /c/<seq>; it still reads, by decoding.
+func TestFeedReadsOldEntries(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, testConfig())
+	envs := feedRecords(t, s)
+	err := s.db.Update(func(txn *badger.Txn) error {
+		for i, env := range envs {
+			if i%2 == 1 {
+				continue // a mix of both forms
+			}
+			p := must(env.Open())
+			if err := txn.Set(feedKey(uint64(i+1)), historyKey(p.ID, p.Version, env.Hash())); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, testConfig())
+	checkFeedWhere(t, s, envs)
+	sts, _, err := s.Feed(0, 100)
+	if err != nil || len(sts) != len(envs) {
+		t.Fatalf("Feed of old entries: %d entries, %v; want %d", len(sts), err, len(envs))
+	}
+	for i, st := range sts {
+		if st.Hash != envs[i].Hash() || st.Seq != uint64(i+1) {
+			t.Fatalf("Feed entry %d: seq %d hash %s; want %d, %s", i, st.Seq, st.Hash, i+1, envs[i].Hash())
+		}
+	}
+}
+
+// A feed entry whose origin or audience the disk changed is reported as
+// damage, never used to decide who may read the record.
+func TestFeedEntryDamaged(t *testing.T) {
+	s := openStore(t, t.TempDir(), testConfig())
+	env := unsignedRec(t, rec{id: model.NewID(t0, nil), audience: model.Audience{"region:eeca"}})
+	mustPut(t, s, env)
+	err := s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(feedKey(1))
+		if err != nil {
+			return err
+		}
+		v, _ := item.ValueCopy(nil)
+		v[len(v)-1] = 'X' // "region:eecX"
+		return txn.Set(feedKey(1), v)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := func(string, model.Audience) bool { return true }
+	if _, _, err := s.FeedWhere(0, 10, all); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("FeedWhere of a changed entry: %v, want ErrDamaged", err)
+	}
+	if _, _, err := s.Feed(0, 10); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("Feed of a changed entry: %v, want ErrDamaged", err)
+	}
+}
+
+// Known answers Holds and the current version in one read.
+func TestKnown(t *testing.T) {
+	s := openStore(t, t.TempDir(), testConfig())
+	id := model.NewID(t0, nil)
+	v1 := unsignedRec(t, rec{id: id})
+	v2 := unsignedRec(t, rec{id: id, version: 2})
+	if held, cur, err := s.Known(id, 1, v1.Hash()); err != nil || held || cur != 0 {
+		t.Fatalf("Known before any put: %v, %d, %v; want false, 0", held, cur, err)
+	}
+	mustPut(t, s, v2)
+	if held, cur, err := s.Known(id, 1, v1.Hash()); err != nil || held || cur != 2 {
+		t.Fatalf("Known of v1 with v2 held: %v, %d, %v; want false, 2", held, cur, err)
+	}
+	if held, _, err := s.Known(id, 2, v2.Hash()); err != nil || !held {
+		t.Fatalf("Known of v2 held: %v, %v; want true", held, err)
+	}
+}
+
+// PutOpened leaves out versions older than the one held when it is
+// called, but stores every version of a record new in the same call.
+func TestPutOpenedRefusesOlder(t *testing.T) {
+	s := openStore(t, t.TempDir(), testConfig())
+	held, fresh := model.NewID(t0, nil), model.NewID(t0.Add(time.Second), nil)
+	mustPut(t, s, unsignedRec(t, rec{id: held, version: 3}))
+	var ops []Opened
+	for _, env := range []model.Envelope{
+		unsignedRec(t, rec{id: held, version: 2}),  // older than held: left out
+		unsignedRec(t, rec{id: fresh, version: 2}), // both versions of a new record stored
+		unsignedRec(t, rec{id: fresh, version: 1}),
+		unsignedRec(t, rec{id: held, version: 4}),
+	} {
+		ops = append(ops, Opened{Env: env, Payload: must(env.Open())})
+	}
+	res, err := s.PutOpened(ops...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Older, []int{0}) || len(res.Stored) != 3 {
+		t.Fatalf("PutOpened: older %v, %d stored; want [0] and 3", res.Older, len(res.Stored))
+	}
+	if hs, err := s.History(held); err != nil || len(hs) != 2 || hs[0].Payload.Version != 3 || hs[1].Payload.Version != 4 {
+		t.Fatalf("history of the held record: %d versions, %v; want 3 and 4", len(hs), err)
+	}
+	if hs, err := s.History(fresh); err != nil || len(hs) != 2 {
+		t.Fatalf("history of the new record: %d versions, %v; want 2", len(hs), err)
+	}
+}
