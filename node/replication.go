@@ -355,3 +355,16 @@ func (c storeCheckpoints) Checkpoint(p peer.ID) (uint64, error) { return c.st.Ch
 func (c storeCheckpoints) SetCheckpoint(p peer.ID, seq uint64) error {
 	return c.st.SetCheckpoint(p.String(), seq)
 }
+
+// CheckpointIn and SetCheckpointIn keep the id of the peer's feed with
+// its checkpoint (cairnsync.FeedCheckpoints).
+func (c storeCheckpoints) CheckpointIn(p peer.ID) (uint64, string, error) {
+	return c.st.CheckpointIn(p.String())
+}
+
+func (c storeCheckpoints) SetCheckpointIn(p peer.ID, seq uint64, feed string) error {
+	return c.st.SetCheckpointIn(p.String(), seq, feed)
+}
+
+// FeedID names this node's feed in pull answers (cairnsync.FeedIdentity).
+func (f storeFeed) FeedID() string { return f.st.FeedID() }

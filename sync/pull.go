@@ -34,7 +34,9 @@ import (
 //	'b' batch: one or more envelopes, each a uvarint length and
 //	    model.Envelope.MarshalBinary
 //	'e' end: uvarint last seq scanned, then one byte, 1 if the server
-//	    stopped before the end of its feed (ask again from last)
+//	    stopped before the end of its feed (ask again from last), then
+//	    (optional, at most 64 bytes) the id of the server's feed
+//	    (FeedIdentity, FeedCheckpoints)
 //	'x' error: uvarint code (see Err*), then a short UTF-8 message
 //
 // and closes the stream after the end or error frame. Every response ends
@@ -214,6 +216,29 @@ type Checkpoints interface {
 	// Puller calls it only after the batch up to seq is stored.
 	SetCheckpoint(p peer.ID, seq uint64) error
 }
+
+// FeedCheckpoints is Checkpoints that also keep the id of the peer's feed
+// each checkpoint counts in. A server's answer names its feed's id (if its
+// Feed has one, FeedIdentity); when it is not the one the checkpoint was
+// saved in, the peer's feed was started anew (a node restored into a new
+// data dir numbers from 1 again) and the Puller pulls it from 0.
+type FeedCheckpoints interface {
+	Checkpoints
+	// CheckpointIn returns the seq saved for p and the feed id it counts
+	// in ("" if none was saved with it).
+	CheckpointIn(p peer.ID) (seq uint64, feed string, err error)
+	// SetCheckpointIn saves both in one write, on disk when it returns.
+	SetCheckpointIn(p peer.ID, seq uint64, feed string) error
+}
+
+// FeedIdentity is a Feed that names itself: a random id made with the
+// feed, which the pull server sends in every end frame.
+type FeedIdentity interface {
+	FeedID() string
+}
+
+// maxFeedID bounds the feed id in an end frame.
+const maxFeedID = 64
 
 // pullRequest is the request frame.
 type pullRequest struct {
@@ -461,6 +486,11 @@ scan:
 	} else {
 		end = append(end, 0)
 	}
+	if fi, ok := srv.feed.(FeedIdentity); ok {
+		if id := fi.FeedID(); len(id) <= maxFeedID {
+			end = append(end, id...)
+		}
+	}
 	return w.frame(end)
 }
 
@@ -526,6 +556,9 @@ type Batch struct {
 	Last uint64
 	// More is true when the server stopped before the end of its feed.
 	More bool
+	// FeedID names the server's feed ("" if it sent none): Last counts
+	// in it (FeedCheckpoints).
+	FeedID string
 }
 
 // Pull asks peer p for its change feed after seq after, at most
@@ -612,10 +645,14 @@ func readAnswer(ctx context.Context, s network.Stream, req []byte, after uint64,
 			}
 		case kindEnd:
 			last, k := binary.Uvarint(f[1:])
-			if k <= 0 || len(f) != 1+k+1 || f[1+k] > 1 {
+			if k <= 0 || len(f) < 1+k+1 || len(f) > 1+k+1+maxFeedID || f[1+k] > 1 {
 				return Batch{}, fmt.Errorf("%w: malformed end frame", ErrProtocol)
 			}
 			more := f[1+k] == 1
+			out.FeedID = string(f[1+k+1:])
+			if !utf8.ValidString(out.FeedID) {
+				return Batch{}, fmt.Errorf("%w: malformed end frame", ErrProtocol)
+			}
 			if last < after || (last == after && (len(out.Envelopes) > 0 || more)) {
 				return Batch{}, fmt.Errorf("%w: the end frame names seq %d, asked after %d", ErrProtocol, last, after)
 			}
@@ -707,7 +744,10 @@ type PullStats struct {
 	Requests int    // pull requests answered
 	Received int    // envelopes received
 	From, To uint64 // checkpoint before and after
-	Counts          // what Sink did with them
+	// Restarted: the peer's feed was not the one the checkpoint counted
+	// in (FeedCheckpoints), so this pull started again from 0.
+	Restarted bool
+	Counts    // what Sink did with them
 }
 
 // CatchUp pulls from p until p's feed has nothing more after this node's
@@ -728,7 +768,14 @@ func (pl *Puller) CatchUp(ctx context.Context, p peer.ID) (PullStats, error) {
 		return st, err
 	}
 	defer release()
-	after, err := pl.Checkpoints.Checkpoint(p)
+	fc, _ := pl.Checkpoints.(FeedCheckpoints)
+	var after uint64
+	var feed string // the id of p's feed that after counts in
+	if fc != nil {
+		after, feed, err = fc.CheckpointIn(p)
+	} else {
+		after, err = pl.Checkpoints.Checkpoint(p)
+	}
 	if err != nil {
 		return st, fmt.Errorf("pull from %s: %w", p, err)
 	}
@@ -796,6 +843,18 @@ func (pl *Puller) CatchUp(ctx context.Context, p peer.ID) (PullStats, error) {
 		}
 		b := r.b
 		st.Requests++
+		if fc != nil && b.FeedID != "" && b.FeedID != feed {
+			if feed != "" && after != 0 {
+				// p's feed was started anew since the checkpoint: what
+				// came counts in the new one from after, which is not
+				// where this node stopped. Pull it all from 0.
+				feed, after, st.From, st.To = b.FeedID, 0, 0, 0
+				st.Restarted = true
+				next = fetch(0)
+				continue
+			}
+			feed = b.FeedID
+		}
 		st.Received += len(b.Envelopes)
 		if b.More {
 			next = fetch(b.Last)
@@ -820,7 +879,7 @@ func (pl *Puller) CatchUp(ctx context.Context, p peer.ID) (PullStats, error) {
 		if commit != nil || b.Last != after {
 			ch := make(chan written, 1)
 			writing, writingSeq = ch, b.Last
-			go func(from, seq uint64) { ch <- pl.write(p, commit, from, seq) }(after, b.Last)
+			go func(from, seq uint64, feed string) { ch <- pl.write(p, commit, from, seq, feed) }(after, b.Last, feed)
 			after = b.Last
 		}
 		if !b.More {
@@ -834,7 +893,7 @@ func (pl *Puller) CatchUp(ctx context.Context, p peer.ID) (PullStats, error) {
 
 // write stores a checked batch with commit (if any), then saves the
 // checkpoint seq if it moved from from.
-func (pl *Puller) write(p peer.ID, commit func() (Counts, error), from, seq uint64) written {
+func (pl *Puller) write(p peer.ID, commit func() (Counts, error), from, seq uint64, feed string) written {
 	var w written
 	if commit != nil {
 		w.c, w.err = commit()
@@ -844,7 +903,13 @@ func (pl *Puller) write(p peer.ID, commit func() (Counts, error), from, seq uint
 		}
 	}
 	if seq != from {
-		if err := pl.Checkpoints.SetCheckpoint(p, seq); err != nil {
+		var err error
+		if fc, ok := pl.Checkpoints.(FeedCheckpoints); ok {
+			err = fc.SetCheckpointIn(p, seq, feed)
+		} else {
+			err = pl.Checkpoints.SetCheckpoint(p, seq)
+		}
+		if err != nil {
 			w.err = fmt.Errorf("pull from %s: %w", p, err)
 		}
 	}

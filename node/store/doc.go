@@ -42,6 +42,7 @@
 //	                                   refuses any other value (ErrUnknownFormat)
 //	/m/head                            last assigned feed seq (8 bytes, big-endian)
 //	/m/maxhlc                          highest HLC of any stored version (8 bytes)
+//	/m/feedid                          random id of this store's change feed (feedid.go)
 //	/m/count/<kind>                    current, non-deleted records of a kind (8 bytes)
 //	/h/<id>/<version %020d>/<hash>     one version: its seq (8 bytes) then the envelope
 //	                                   (model.Envelope.MarshalBinary), or, once its origin
@@ -55,6 +56,7 @@
 //	/i/template/<ref>/<id>             ... by template ref ("iduit-bg/3.2@2017") of audits
 //	/k/<peer>                          pull checkpoint: the peer's feed seq (8 bytes);
 //	                                   /k/receipt:<network> the receipts sent to it
+//	/kf/<peer>                         the id of the peer's feed its checkpoint counts in
 //	/d/<id>/<network>                  delivery receipt for an own record: the version
 //	                                   and hash that network holds (receipts.go)
 //	/u/...                             custody copies kept for other networks: sealed

@@ -109,6 +109,7 @@ type Store struct {
 	puts       atomic.Uint64
 	gcRewrites atomic.Uint64 // value-log files GC rewrote (for tests)
 
+	feedID   string                                   // FeedID; set by Open
 	watch    watchers                                 // Watch's channels
 	takeBack atomic.Pointer[func(model.Payload) bool] // SetTakeBack
 
@@ -311,6 +312,9 @@ func (s *Store) load() error {
 		return fmt.Errorf("the directory holds a badger database without a cairn format marker: it is not a cairn record store, or it is damaged; point the node at its own data dir: %w", ErrUnknownFormat)
 	case string(format) != formatVersion:
 		return fmt.Errorf("the store is in format %q and this cairn reads format %q: run the cairn version that wrote it (or a newer one that migrates it): %w", format, formatVersion, ErrUnknownFormat)
+	}
+	if err := s.loadFeedID(); err != nil {
+		return fmt.Errorf("read the feed id: %w", err)
 	}
 
 	return s.db.View(func(txn *badger.Txn) error {
