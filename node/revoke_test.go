@@ -296,6 +296,47 @@ func TestSuspendedNetworkIsRefusedEverywhere(t *testing.T) {
 	checkDCannotConnect(t, others, d)
 	checkNothingNewReachesD(t, c, others, d)
 
+	// Versions D's key signs after the suspension are refused everywhere,
+	// relayed by an honest-looking member; one dated before still counts.
+	var since int64
+	for _, n := range others {
+		net, ok := n.fed.State().Network("dnpud")
+		if !ok || net.Status != registry.StatusSuspended || net.Since == 0 || (since != 0 && net.Since != since) {
+			t.Fatalf("%s's registry holds dnpud as %+v, want it suspended since one time", n.profile.Slug, net)
+		}
+		since = net.Since
+	}
+	dkey := nodeSigner(t, d)
+	post, postID := seal(t, dkey, d.ID(), "dnpud", func(p *model.Payload) {
+		p.HLC = model.MakeHLC(max(since, time.Now().UnixMilli()), 0)
+	})
+	pre, preID := seal(t, dkey, d.ID(), "dnpud", func(p *model.Payload) {
+		p.HLC = model.MakeHLC(since-60_000, 0)
+	})
+	relay(others[1], pre, post)
+	for _, n := range []*Node{others[0], others[2]} {
+		waitFor(t, "the version dated before the suspension to arrive through the relay", func() bool {
+			if _, err := n.SyncNow(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			return holds(n, preID)
+		})
+		if holds(n, postID) {
+			t.Errorf("%s stored a version dnpud signed while suspended", n.profile.Slug)
+		}
+		ps, err := n.Peers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		revoked := 0
+		for _, p := range ps.([]PeerState) {
+			revoked += p.Rejections[cairnsync.ReasonRevokedKey]
+		}
+		if revoked == 0 {
+			t.Errorf("%s counted no refusal of the version signed while suspended", n.profile.Slug)
+		}
+	}
+
 	// Reinstated, D is admitted again and catches up.
 	if _, err := steward.Federation().Propose(ctx, registry.Reinstate, registry.NetworkArgs{Network: "dnpud"}); err != nil {
 		t.Fatalf("the steward reinstates dnpud: %v", err)

@@ -168,6 +168,11 @@ func (s recordSink) check(st *registry.State, self model.Reader, env model.Envel
 		// Verified against the origin's registered key, whoever relayed
 		// it; a revoked key's versions count only if dated before its cutoff.
 		return checked{p: p, v: verdict{reason: cairnsync.ReasonRevokedKey}}
+	case signedWhileInactive(st, p):
+		// The same for every key of a suspended or retired network:
+		// versions dated after it stopped being active are refused,
+		// whoever relays them.
+		return checked{p: p, v: verdict{reason: cairnsync.ReasonRevokedKey}}
 	case p.Origin != self.Network && !p.Audience.Admits(self):
 		return checked{p: p, v: verdict{reason: cairnsync.ReasonOutsideAudience}}
 	case p.Version < cur:
@@ -196,4 +201,11 @@ func (s recordSink) refusal(env model.Envelope, p model.Payload, err error) verd
 		return verdict{reason: cairnsync.ReasonMalformed, atOnce: true}
 	}
 	return verdict{reason: cairnsync.ReasonMalformed}
+}
+
+// signedWhileInactive reports whether p is dated at or after its origin
+// network was suspended or retired (registry.Network.Since).
+func signedWhileInactive(st *registry.State, p model.Payload) bool {
+	net, ok := st.Network(p.Origin)
+	return ok && net.Status != registry.StatusActive && net.Since > 0 && p.HLC.Millis() >= net.Since
 }

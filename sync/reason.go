@@ -20,7 +20,7 @@ const (
 	// of the record's origin network.
 	ReasonUnknownKey Reason = "unknown-key"
 	// ReasonRevokedKey: the version is dated at or after its key's
-	// revocation cutoff.
+	// revocation cutoff, or after its network was suspended or retired.
 	ReasonRevokedKey Reason = "revoked-key"
 	// ReasonOutsideAudience: the record's audience does not include this
 	// node's network.

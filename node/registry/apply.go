@@ -111,13 +111,13 @@ func (s *State) decide(c Command, hash string, now int64) (Result, func(), error
 	case UpdateNetworkArgs:
 		res, change, err = s.planUpdateNetwork(p, a)
 	case NetworkArgs:
-		res, change, err = s.planStatus(p, c.Kind, a)
+		res, change, err = s.planStatus(p, c.Kind, a, now)
 	case PutTemplateArgs:
 		res, change, err = s.planPutTemplate(p, a)
 	case SetCustodiansArgs:
 		res, change, err = s.planSetCustodians(p, a)
 	case HandoverArgs:
-		res, change, err = s.planHandover(p, a)
+		res, change, err = s.planHandover(p, a, now)
 	case SetAddrsArgs:
 		res, change, err = s.planSetAddrs(p, a)
 	default:
@@ -502,7 +502,7 @@ func (s *State) planUpdateNetwork(p actor, a UpdateNetworkArgs) (Result, func(),
 // statusVerbs name what each status command does, for messages.
 var statusVerbs = map[Kind]string{Suspend: "suspend", Reinstate: "reinstate", Retire: "retire", Promote: "promote", Demote: "demote"}
 
-func (s *State) planStatus(p actor, kind Kind, a NetworkArgs) (Result, func(), error) {
+func (s *State) planStatus(p actor, kind Kind, a NetworkArgs, now int64) (Result, func(), error) {
 	verb := statusVerbs[kind]
 	if err := p.steward(verb + " a network"); err != nil {
 		return Result{}, nil, err
@@ -518,19 +518,24 @@ func (s *State) planStatus(p actor, kind Kind, a NetworkArgs) (Result, func(), e
 		if n.Status != StatusActive {
 			return Result{}, nil, refuse(ErrConflict, "%s is %s, not active, so it cannot be suspended", n.Slug, n.Status)
 		}
-		change = func() { n.Status = StatusSuspended }
+		change = func() { n.Status, n.Since = StatusSuspended, now }
 		res.Summary = fmt.Sprintf("suspended %s: its nodes are disconnected and refused until it is reinstated", n.Slug)
 	case Reinstate:
 		if n.Status != StatusSuspended {
 			return Result{}, nil, refuse(ErrConflict, "%s is %s, not suspended, so it cannot be reinstated", n.Slug, n.Status)
 		}
-		change = func() { n.Status = StatusActive }
+		change = func() { n.Status, n.Since = StatusActive, now }
 		res.Summary = fmt.Sprintf("reinstated %s", n.Slug)
 	case Retire:
 		if n.Status == StatusRetired {
 			return Result{}, nil, refuse(ErrConflict, "%s is already retired", n.Slug)
 		}
-		change = func() { n.Status = StatusRetired }
+		change = func() {
+			if n.Status == StatusActive {
+				n.Since = now // retiring a suspended network keeps the suspension's cutoff
+			}
+			n.Status = StatusRetired
+		}
 		res.Summary = fmt.Sprintf("retired %s", n.Slug)
 	case Promote:
 		if n.Status != StatusActive {
@@ -618,7 +623,7 @@ func (s *State) planSetCustodians(p actor, a SetCustodiansArgs) (Result, func(),
 		func() { own.Custodians = list }, nil
 }
 
-func (s *State) planHandover(p actor, a HandoverArgs) (Result, func(), error) {
+func (s *State) planHandover(p actor, a HandoverArgs, now int64) (Result, func(), error) {
 	if err := p.member("hand over an archive"); err != nil {
 		return Result{}, nil, err
 	}
@@ -649,6 +654,9 @@ func (s *State) planHandover(p actor, a HandoverArgs) (Result, func(), error) {
 	return Result{Network: n.Slug, Membership: true,
 			Summary: fmt.Sprintf("retired %s and handed its archive over to %s", n.Slug, to.Slug)},
 		func() {
+			if n.Status == StatusActive {
+				n.Since = now
+			}
 			n.Status = StatusRetired
 			n.Steward = to.Slug
 		}, nil

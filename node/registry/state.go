@@ -40,6 +40,11 @@ type Network struct {
 	Profile
 	Role   Role   `json:"role"`
 	Status Status `json:"status"`
+	// Since is when the network was last suspended, reinstated or retired
+	// (unix ms, from the log; 0 if never). For a suspended or retired
+	// network it is the cutoff: versions its nodes sign after it are not
+	// accepted, whoever relays them.
+	Since int64 `json:"since,omitempty"`
 	// Steward is the steward network holding this network's archive after a
 	// handover; empty until then.
 	Steward string `json:"steward,omitempty"`
