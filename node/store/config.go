@@ -47,6 +47,10 @@ type Config struct {
 	// rests on it: leave it true outside benchmarks.
 	SyncWrites bool
 
+	// Sealer, if set, encrypts every history value (seal.go). nil keeps
+	// values in clear, as stores made before encryption at rest.
+	Sealer Sealer
+
 	// Truncate lets badger cut a torn write off the end of the value log
 	// when it opens after a crash. Without it the store refuses to open after
 	// a crash with "Value log truncate required" (DESIGN §10). Only writes

@@ -26,6 +26,7 @@ const (
 	envCrashDir  = "CAIRN_STORE_CRASH_DIR"  // the store directory; set only for the child
 	envCrashGC   = "CAIRN_STORE_CRASH_GC"   // "1": tiny value-log files, GC every 100 ms
 	envCrashSeed = "CAIRN_STORE_CRASH_SEED" // seeds the child's choices
+	envCrashSeal = "CAIRN_STORE_CRASH_SEAL" // "1": history values sealed (seal.go); parent and child
 )
 
 // For chasing a failure of TestCrash: CAIRN_STORE_CRASH_KEEP=DIR runs it in
@@ -42,6 +43,9 @@ const (
 func crashConfig(gc bool) Config {
 	c := DefaultConfig()
 	c.GCInterval = 0
+	if os.Getenv(envCrashSeal) == "1" {
+		c.Sealer = newTestSealer()
+	}
 	if gc {
 		c.ValueLogFileSize = 1 << 20
 		c.GCInterval = 100 * time.Millisecond
@@ -66,6 +70,12 @@ func TestCrash(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) { crashRun(t, gc, 20) })
 	}
+	// Encryption at rest changes every history value written and read:
+	// the same promise holds with it on.
+	t.Run("sealed", func(t *testing.T) {
+		t.Setenv(envCrashSeal, "1")
+		crashRun(t, false, 20)
+	})
 }
 
 // ack is a version the child reported stored.

@@ -36,6 +36,9 @@
 //
 // Envelope bytes are stored exactly as given, never re-encoded.
 //
+// With Config.Sealer (encryption at rest, seal.go), each /h/ value is sealed
+// whole under its key as additional data; everything else stays in clear.
+//
 // # Key layout (format "1")
 //
 //	/m/format                          "1": the store format, written on first open; Open
@@ -43,6 +46,8 @@
 //	/m/head                            last assigned feed seq (8 bytes, big-endian)
 //	/m/maxhlc                          highest HLC of any stored version (8 bytes)
 //	/m/feedid                          random id of this store's change feed (feedid.go)
+//	/m/sealed                          "1": history values are sealed by Config.Sealer
+//	                                   (seal.go); Open refuses the store without one
 //	/m/count/<kind>                    current, non-deleted records of a kind (8 bytes)
 //	/h/<id>/<version %020d>/<hash>     one version: its seq (8 bytes) then the envelope
 //	                                   (model.Envelope.MarshalBinary), or, once its origin

@@ -64,7 +64,7 @@ func (s *Store) FeedWhere(after uint64, limit int, want func(origin string, aud 
 			if err != nil {
 				return fmt.Errorf("%w: entry %d: %v", ErrDamaged, seq, err)
 			}
-			e, err := feedEntry(txn, seq, m, want)
+			e, err := s.feedEntry(txn, seq, m, want)
 			if err != nil {
 				return err
 			}
@@ -80,9 +80,9 @@ func (s *Store) FeedWhere(after uint64, limit int, want func(origin string, aud 
 }
 
 // feedEntry reads the entry at seq that m describes.
-func feedEntry(txn *badger.Txn, seq uint64, m feedMeta, want func(string, model.Audience) bool) (FeedEntry, error) {
+func (s *Store) feedEntry(txn *badger.Txn, seq uint64, m feedMeta, want func(string, model.Audience) bool) (FeedEntry, error) {
 	if !m.full {
-		st, err := readVersion(txn, m.hk) // an older entry: decode the version
+		st, err := s.readVersion(txn, m.hk) // an older entry: decode the version
 		if err != nil {
 			return FeedEntry{}, err
 		}
@@ -114,6 +114,9 @@ func feedEntry(txn *badger.Txn, seq uint64, m feedMeta, want func(string, model.
 	val, err := item.ValueCopy(nil)
 	if err != nil {
 		return FeedEntry{}, fmt.Errorf("read %s: %w", m.hk, err)
+	}
+	if val, err = s.openValue(m.hk, val); err != nil {
+		return FeedEntry{}, err
 	}
 	damaged := func(what string, args ...any) error {
 		return fmt.Errorf("%w: record %s version %d: %s; fetch it again from a peer", ErrDamaged, id, version, fmt.Sprintf(what, args...))

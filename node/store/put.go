@@ -251,6 +251,9 @@ func (w *putTxn) put(r *decoded) (st Stored, dup, conflict bool, err error) {
 			stored = Stored{Payload: p, Hash: r.hash, Seq: seq, TakenBack: true, TakenBackBy: by}
 		}
 	}
+	if val, err = w.s.sealValue(hk, val); err != nil {
+		return Stored{}, false, false, err
+	}
 	if err := w.txn.Set(hk, val); err != nil {
 		return Stored{}, false, false, err
 	}

@@ -30,7 +30,7 @@ func (s *Store) Get(id string) (Stored, error) {
 		if !ok {
 			return ErrNotFound
 		}
-		st, err = readVersion(txn, historyKey(id, cur.Version, cur.Hash))
+		st, err = s.readVersion(txn, historyKey(id, cur.Version, cur.Hash))
 		return err
 	})
 	if err != nil {
@@ -53,7 +53,7 @@ func (s *Store) History(id string) ([]Stored, error) {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx})
 		defer it.Close()
 		for it.Seek(pfx); it.ValidForPrefix(pfx); it.Next() {
-			st, err := decodeVersion(it.Item())
+			st, err := s.decodeVersion(it.Item())
 			if err != nil {
 				return err
 			}
@@ -92,7 +92,7 @@ func cmpU64(a, b uint64) int {
 }
 
 // readVersion reads one history entry by key.
-func readVersion(txn *badger.Txn, hk []byte) (Stored, error) {
+func (s *Store) readVersion(txn *badger.Txn, hk []byte) (Stored, error) {
 	item, err := txn.Get(hk)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return Stored{}, fmt.Errorf("%w: version %s is indexed but missing from history; restore this record from a peer", ErrDamaged, hk)
@@ -100,17 +100,20 @@ func readVersion(txn *badger.Txn, hk []byte) (Stored, error) {
 	if err != nil {
 		return Stored{}, err
 	}
-	return decodeVersion(item)
+	return s.decodeVersion(item)
 }
 
 // decodeVersion turns a history entry into a Stored, checking the
 // envelope against the hash in its key: the store verifies the integrity of
 // what it returns rather than trusting the disk.
-func decodeVersion(item *badger.Item) (Stored, error) {
+func (s *Store) decodeVersion(item *badger.Item) (Stored, error) {
 	key := item.KeyCopy(nil)
 	val, err := item.ValueCopy(nil)
 	if err != nil {
 		return Stored{}, fmt.Errorf("read %s: %w", key, err)
+	}
+	if val, err = s.openValue(key, val); err != nil {
+		return Stored{}, err
 	}
 	return decodeValue(key, val)
 }
@@ -209,7 +212,7 @@ func (s *Store) List(q Query) ([]Stored, error) {
 				(cur.Deleted && !q.IncludeDeleted) {
 				continue
 			}
-			st, err := readVersion(txn, historyKey(id, cur.Version, cur.Hash))
+			st, err := s.readVersion(txn, historyKey(id, cur.Version, cur.Hash))
 			if err != nil {
 				return err
 			}
@@ -354,7 +357,7 @@ func (s *Store) Feed(after uint64, limit int) (entries []Stored, last uint64, er
 			if err != nil {
 				return fmt.Errorf("%w: entry %d: %v", ErrDamaged, seq, err)
 			}
-			st, err := readVersion(txn, m.hk)
+			st, err := s.readVersion(txn, m.hk)
 			if err != nil {
 				return err
 			}

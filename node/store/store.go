@@ -313,6 +313,9 @@ func (s *Store) load() error {
 	case string(format) != formatVersion:
 		return fmt.Errorf("the store is in format %q and this cairn reads format %q: run the cairn version that wrote it (or a newer one that migrates it): %w", format, formatVersion, ErrUnknownFormat)
 	}
+	if err := s.checkSealed(); err != nil {
+		return err
+	}
 	if err := s.loadFeedID(); err != nil {
 		return fmt.Errorf("read the feed id: %w", err)
 	}

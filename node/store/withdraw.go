@@ -93,6 +93,9 @@ func (w *putTxn) takeBackBefore(id string, version uint64, by string) (int, erro
 			break // keys sort by version
 		}
 		val, err := item.ValueCopy(nil)
+		if err == nil {
+			val, err = w.s.openValue(item.Key(), val)
+		}
 		if err != nil {
 			it.Close()
 			return 0, err
@@ -112,6 +115,9 @@ func (w *putTxn) takeBackBefore(id string, version uint64, by string) (int, erro
 		if err != nil {
 			return 0, err
 		}
+		if val, err = w.s.sealValue(e.key, val); err != nil {
+			return 0, err
+		}
 		if err := w.txn.Set(e.key, val); err != nil {
 			return 0, err
 		}
@@ -128,6 +134,9 @@ func (w *putTxn) takenBackBy(s *Store, id string, version uint64) (string, error
 	for it.Seek(versionPrefix(id, version+1)); it.ValidForPrefix(pfx); it.Next() {
 		item := it.Item()
 		val, err := item.ValueCopy(nil)
+		if err == nil {
+			val, err = s.openValue(item.Key(), val)
+		}
 		if err != nil {
 			return "", err
 		}
