@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -11,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/inpud/cairn/model"
+	"github.com/inpud/cairn/node"
 	"github.com/inpud/cairn/node/api"
 )
 
@@ -23,6 +27,8 @@ func exportCommand() *cli.Command {
 			&cli.StringFlag{Name: "out", Usage: "the file to write (it must not exist yet; - for standard output)", Required: true},
 			&cli.StringFlag{Name: "format", Usage: "ndjson or csv", Value: "ndjson"},
 			&cli.StringFlag{Name: "kind", Usage: "only audit, priority or report records"},
+			&cli.BoolFlag{Name: "plain", Usage: "on a node encrypted at rest: write the export in clear (by default it is sealed under the node's passphrase)"},
+			passphraseFileFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			format := c.String("format")
@@ -40,9 +46,29 @@ func exportCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			fetch := func(w io.Writer) error { return cl.do(c.Context, "GET", "/v1/export?"+q.Encode(), nil, w) }
+			if node.Encrypted(dataDir(c)) && !c.Bool("plain") {
+				// Sealed: the whole export is read, sealed, then written.
+				pass, err := readPassphrase(c, false)
+				if err != nil {
+					return err
+				}
+				fetch = func(w io.Writer) error {
+					var plain bytes.Buffer
+					if err := cl.do(c.Context, "GET", "/v1/export?"+q.Encode(), nil, &plain); err != nil {
+						return err
+					}
+					sealed, err := node.SealExport(dataDir(c), pass, plain.Bytes())
+					if err != nil {
+						return err
+					}
+					_, err = w.Write(sealed)
+					return err
+				}
+			}
 			out := c.String("out")
 			if out == "-" {
-				return cl.do(c.Context, "GET", "/v1/export?"+q.Encode(), nil, c.App.Writer)
+				return fetch(c.App.Writer)
 			}
 			// Write next to the target and rename, so a failed export never
 			// leaves a partial file that looks complete.
@@ -60,7 +86,7 @@ func exportCommand() *cli.Command {
 				return err
 			}
 			defer os.Remove(tmp.Name())
-			if err := cl.do(c.Context, "GET", "/v1/export?"+q.Encode(), nil, tmp); err != nil {
+			if err := fetch(tmp); err != nil {
 				tmp.Close()
 				os.Remove(out)
 				return err
@@ -90,7 +116,7 @@ func importCommand() *cli.Command {
 		Description: "By default an import is all or nothing: if any line is not a valid, correctly signed\n" +
 			"record, nothing is imported and every rejected line is named. --skip-rejected imports the\n" +
 			"records that verify and reports the rest.",
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "skip-rejected", Usage: "import what verifies even if some lines are rejected"}},
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "skip-rejected", Usage: "import what verifies even if some lines are rejected"}, passphraseFileFlag()},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "a file"); err != nil {
 				return err
@@ -100,6 +126,23 @@ func importCommand() *cli.Command {
 				return fmt.Errorf("open %s: %w", c.Args().Get(0), err)
 			}
 			defer f.Close()
+			br := bufio.NewReader(f)
+			var body io.Reader = br
+			if head, _ := br.Peek(64); node.IsSealedExport(head) {
+				// A sealed export opens with the passphrase of the node that wrote it.
+				b, err := io.ReadAll(br)
+				if err != nil {
+					return fmt.Errorf("read %s: %w", c.Args().Get(0), err)
+				}
+				pass, err := readPassphrase(c, false)
+				if err != nil {
+					return err
+				}
+				if b, err = node.OpenExport(b, pass); err != nil {
+					return fmt.Errorf("%s: %w", c.Args().Get(0), err)
+				}
+				body = bytes.NewReader(b)
+			}
 			cl, err := connect(c)
 			if err != nil {
 				return err
@@ -109,7 +152,7 @@ func importCommand() *cli.Command {
 				path += "?partial=true"
 			}
 			var res api.ImportResult
-			err = cl.do(c.Context, "POST", path, f, &res)
+			err = cl.do(c.Context, "POST", path, body, &res)
 			var ae *apiError
 			if errors.As(err, &ae) && ae.Status == 422 {
 				if jerr := json.Unmarshal(ae.Body, &res); jerr != nil {

@@ -160,12 +160,17 @@ func initCommand() *cli.Command {
 	return withConfigFile(&cli.Command{
 		Name:      "init",
 		Usage:     "initialise a data dir for a new node without starting it",
-		UsageText: "cairn init --network SLUG --name TEXT --level global|regional|national|local [--country CC] [--region NAME] [--bootstrap]",
-		Flags:     nodeFlags(),
+		UsageText: "cairn init --network SLUG --name TEXT --level global|regional|national|local [--country CC] [--region NAME] [--bootstrap] [--encrypt]",
+		Flags:     append(nodeFlags(), atRestFlags()...),
 		Action: func(c *cli.Context) error {
 			cfg, err := nodeConfig(c)
 			if err != nil {
 				return err
+			}
+			if !node.Initialised(cfg.DataDir) {
+				if err := withAtRest(c, &cfg, false); err != nil {
+					return err
+				}
 			}
 			id, err := node.Init(cfg)
 			if err != nil {
@@ -189,11 +194,14 @@ func startCommand() *cli.Command {
 	return withConfigFile(&cli.Command{
 		Name:      "start",
 		Usage:     "run the node in the foreground (initialising the data dir first if it is new)",
-		UsageText: "cairn start [--api HOST:PORT] [--listen MULTIADDR]... [--bootstrap] [--network SLUG --name TEXT --level LEVEL --country CC --region NAME]",
-		Flags:     nodeFlags(),
+		UsageText: "cairn start [--api HOST:PORT] [--listen MULTIADDR]... [--bootstrap] [--network SLUG --name TEXT --level LEVEL --country CC --region NAME] [--encrypt] [--passphrase-file F]",
+		Flags:     append(nodeFlags(), atRestFlags()...),
 		Action: func(c *cli.Context) error {
 			cfg, err := nodeConfig(c)
 			if err != nil {
+				return err
+			}
+			if err := withAtRest(c, &cfg, true); err != nil {
 				return err
 			}
 			n, err := node.New(cfg)

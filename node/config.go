@@ -17,6 +17,7 @@ import (
 	"github.com/inpud/cairn/node/durable"
 	"github.com/inpud/cairn/node/federation"
 	"github.com/inpud/cairn/node/p2p"
+	"github.com/inpud/cairn/node/secrets"
 	"github.com/inpud/cairn/node/store"
 	cairnsync "github.com/inpud/cairn/sync"
 )
@@ -36,6 +37,15 @@ type Config struct {
 	// MaxClockAhead refuses versions dated further ahead of this node's clock.
 	MaxClockAhead time.Duration
 	Store         store.Config
+	// Encrypt makes Init create a data key sealed under Passphrase and
+	// seal record bodies with it (atrest.go).
+	Encrypt bool
+	// Passphrase opens the data key of an encrypted data dir (and seals a
+	// new one with Encrypt). It is never written or logged.
+	Passphrase Passphrase
+	// KDF is the Argon2id cost of sealing the data key (zero: secrets.
+	// DefaultParams). Tests make it cheap.
+	KDF secrets.Params
 	// Listen holds the libp2p multiaddrs the node listens on for other
 	// member nodes (TCP and QUIC). A fixed port keeps the addresses the
 	// registry publishes valid across restarts.
@@ -253,6 +263,14 @@ func Init(cfg Config) (Identity, error) {
 	}
 	if _, err := loadOrCreateArchiveKey(cfg.DataDir, true); err != nil {
 		return Identity{}, err
+	}
+	if cfg.Encrypt {
+		owner := secrets.Owner{Network: cfg.Network.Slug, PeerID: id.ID.String(), Created: time.Now().UTC().Truncate(time.Second)}
+		k, err := createDataKey(cfg.DataDir, owner, cfg.Passphrase, cfg.kdf())
+		if err != nil {
+			return Identity{}, err
+		}
+		cfg.Store.Sealer = k
 	}
 	st, err := store.Open(filepath.Join(cfg.DataDir, storeDir), cfg.Store)
 	if err != nil {

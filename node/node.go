@@ -121,6 +121,13 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	dk, err := openDataKey(cfg.DataDir, cfg.Passphrase)
+	if err != nil {
+		return nil, err
+	}
+	if dk != nil {
+		cfg.Store.Sealer = dk
+	}
 	st, err := store.Open(filepath.Join(cfg.DataDir, storeDir), cfg.Store)
 	if err != nil {
 		return nil, err
