@@ -81,7 +81,7 @@ func (s *Store) checkSealed() error {
 	}
 	switch {
 	case marked && s.cfg.Sealer == nil:
-		return fmt.Errorf("the record store is encrypted and no data key was given: give the passphrase: %w", ErrSealed)
+		return fmt.Errorf("the record store is encrypted and was opened without its data key: start the node with its passphrase (the data dir must still hold datakey.sealed): %w", ErrSealed)
 	case !marked && s.cfg.Sealer != nil && hasHistory:
 		return fmt.Errorf("the record store holds records in clear and cannot be opened encrypted; encrypting an existing store is not supported, start a new data dir with --encrypt and restore into it: %w", ErrUnknownFormat)
 	case !marked && s.cfg.Sealer != nil:
