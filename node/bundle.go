@@ -79,7 +79,19 @@ type BundleResult struct {
 }
 
 // ErrBundle marks bad bundle input: the file, not the node, is at fault.
+// Every such error also matches model.ErrInvalid, so the API answers it
+// as bad input (400) with its one sentence.
 var ErrBundle = errors.New("bad bundle")
+
+type bundleError struct{ msg string }
+
+func (e *bundleError) Error() string { return e.msg }
+
+func (e *bundleError) Is(target error) bool { return target == ErrBundle || target == model.ErrInvalid }
+
+func bundleErr(format string, args ...any) error {
+	return &bundleError{msg: fmt.Sprintf(format, args...)}
+}
 
 // IsBundle reports whether b starts like a bundle (and not, say, an
 // NDJSON export).
@@ -135,10 +147,10 @@ func (n *Node) WriteBundle(w io.Writer, to string, since int64) (BundleHeader, e
 	st := n.fed.State()
 	net, ok := st.Network(to)
 	if !ok {
-		return BundleHeader{}, fmt.Errorf("%w: network %q is not in the registry; see the members with: cairn network list", ErrBundle, to)
+		return BundleHeader{}, bundleErr("network %q is not in the registry; see the members with: cairn network list", to)
 	}
 	if to == n.profile.Slug {
-		return BundleHeader{}, fmt.Errorf("%w: %q is this node's own network; bundle to another member network", ErrBundle, to)
+		return BundleHeader{}, bundleErr("%q is this node's own network; bundle to another member network", to)
 	}
 	var recips []age.Recipient
 	for _, k := range st.NodeKeys(to) {
@@ -152,7 +164,7 @@ func (n *Node) WriteBundle(w io.Writer, to string, since int64) (BundleHeader, e
 		recips = append(recips, r)
 	}
 	if len(recips) == 0 {
-		return BundleHeader{}, fmt.Errorf("%w: network %q has no current node key to encrypt to", ErrBundle, to)
+		return BundleHeader{}, bundleErr("network %q has no current node key to encrypt to", to)
 	}
 	after := uint64(0)
 	if since >= 0 {
@@ -271,26 +283,26 @@ func (n *Node) openBundle(b []byte) (BundleHeader, []byte, error) {
 	}
 	magic, err := line()
 	if err != nil || string(magic) != BundleMagic {
-		return h, nil, fmt.Errorf("%w: the file is not a Cairn bundle (its first line is not %q)", ErrBundle, BundleMagic)
+		return h, nil, bundleErr("the file is not a Cairn bundle (its first line is not %q)", BundleMagic)
 	}
 	hj, err := line()
 	if err != nil {
-		return h, nil, fmt.Errorf("%w: the bundle is truncated (it ends inside its header); copy it again from the sender", ErrBundle)
+		return h, nil, bundleErr("the bundle is truncated (it ends inside its header); copy it again from the sender")
 	}
 	if err := json.Unmarshal(hj, &h); err != nil {
-		return h, nil, fmt.Errorf("%w: the bundle's header is damaged (%v); copy it again from the sender", ErrBundle, err)
+		return h, nil, bundleErr("the bundle's header is damaged (%v); copy it again from the sender", err)
 	}
 	sl, err := line()
 	if err != nil {
-		return h, nil, fmt.Errorf("%w: the bundle is truncated (it ends before its signature); copy it again from the sender", ErrBundle)
+		return h, nil, bundleErr("the bundle is truncated (it ends before its signature); copy it again from the sender")
 	}
 	sig, err := base64.StdEncoding.DecodeString(string(sl))
 	if err != nil || len(sig) != ed25519.SignatureSize {
-		return h, nil, fmt.Errorf("%w: the bundle's signature line is damaged; copy it again from the sender", ErrBundle)
+		return h, nil, bundleErr("the bundle's signature line is damaged; copy it again from the sender")
 	}
 	body := b[len(magic)+len(hj)+len(sl)+3:]
 	if h.To != n.profile.Slug {
-		return h, nil, fmt.Errorf("%w: this bundle is addressed to network %q, not to this node's network %q; give it to a node of %q", ErrBundle, h.To, n.profile.Slug, h.To)
+		return h, nil, bundleErr("this bundle is addressed to network %q, not to this node's network %q; give it to a node of %q", h.To, n.profile.Slug, h.To)
 	}
 	st := n.fed.State()
 	if err := checkBundleSender(st, h); err != nil {
@@ -298,10 +310,10 @@ func (n *Node) openBundle(b []byte) (BundleHeader, []byte, error) {
 	}
 	pub, err := AuthorKey(h.Sender)
 	if err != nil {
-		return h, nil, fmt.Errorf("%w: the bundle names no valid sender key: %v", ErrBundle, err)
+		return h, nil, bundleErr("the bundle names no valid sender key: %v", err)
 	}
 	if !ed25519.Verify(pub, signedBundleBytes(hj, body), sig) {
-		return h, nil, fmt.Errorf("%w: the bundle is truncated or was changed after %s signed it (its signature does not match); copy it again from the sender", ErrBundle, h.From)
+		return h, nil, bundleErr("the bundle is truncated or was changed after %s signed it (its signature does not match); copy it again from the sender", h.From)
 	}
 	return h, body, nil
 }
@@ -312,12 +324,12 @@ func checkBundleSender(st *registry.State, h BundleHeader) error {
 	key, ok := st.Node(h.Sender)
 	switch {
 	case !ok || key.Network != h.From:
-		return fmt.Errorf("%w: the bundle is signed by node %s, which is not a key of network %q in this node's registry", ErrBundle, h.Sender, h.From)
+		return bundleErr("the bundle is signed by node %s, which is not a key of network %q in this node's registry", h.Sender, h.From)
 	case key.Revoked:
-		return fmt.Errorf("%w: the bundle is signed by node %s, whose key %q revoked; ask a current node of %q for a new bundle", ErrBundle, h.Sender, h.From, h.From)
+		return bundleErr("the bundle is signed by node %s, whose key %q revoked; ask a current node of %q for a new bundle", h.Sender, h.From, h.From)
 	}
 	if net, ok := st.Network(h.From); ok && net.Status != registry.StatusActive {
-		return fmt.Errorf("%w: the bundle comes from network %q, which is %s in the registry", ErrBundle, h.From, net.Status)
+		return bundleErr("the bundle comes from network %q, which is %s in the registry", h.From, net.Status)
 	}
 	return nil
 }
@@ -335,7 +347,7 @@ func (n *Node) ImportBundle(b []byte) (BundleResult, error) {
 		return n.importAck(h, body)
 	case BundleRecords:
 	default:
-		return BundleResult{}, fmt.Errorf("%w: unknown bundle kind %q (this program reads %q and %q)", ErrBundle, h.Kind, BundleRecords, BundleAck)
+		return BundleResult{}, bundleErr("unknown bundle kind %q (this program reads %q and %q)", h.Kind, BundleRecords, BundleAck)
 	}
 	if n.repl == nil {
 		return BundleResult{}, errors.New("the node is not started; start it before importing a bundle")
@@ -346,41 +358,41 @@ func (n *Node) ImportBundle(b []byte) (BundleResult, error) {
 	}
 	dec, err := age.Decrypt(bytes.NewReader(body), ident)
 	if err != nil {
-		return BundleResult{}, fmt.Errorf("%w: this node cannot open the bundle (it was not encrypted to this node's key, or is damaged): %v", ErrBundle, err)
+		return BundleResult{}, bundleErr("this node cannot open the bundle (it was not encrypted to this node's key, or is damaged): %v", err)
 	}
 	plain, err := io.ReadAll(io.LimitReader(dec, maxBundleBody+1))
 	if err != nil {
-		return BundleResult{}, fmt.Errorf("%w: the bundle's contents are damaged: %v", ErrBundle, err)
+		return BundleResult{}, bundleErr("the bundle's contents are damaged: %v", err)
 	}
 	var envs []model.Envelope
 	for len(plain) > 0 {
 		l, k := binary.Uvarint(plain)
 		if k <= 0 || l > uint64(len(plain)-k) {
-			return BundleResult{}, fmt.Errorf("%w: the bundle's contents are damaged (a record's length is wrong)", ErrBundle)
+			return BundleResult{}, bundleErr("the bundle's contents are damaged (a record's length is wrong)")
 		}
 		var e model.Envelope
 		if err := e.UnmarshalBinary(plain[k : k+int(l)]); err != nil {
-			return BundleResult{}, fmt.Errorf("%w: the bundle's contents are damaged: %v", ErrBundle, err)
+			return BundleResult{}, bundleErr("the bundle's contents are damaged: %v", err)
 		}
 		envs = append(envs, e)
 		plain = plain[k+int(l):]
 	}
 	if len(envs) != h.Count {
-		return BundleResult{}, fmt.Errorf("%w: the bundle holds %d records, its header says %d", ErrBundle, len(envs), h.Count)
+		return BundleResult{}, bundleErr("the bundle holds %d records, its header says %d", len(envs), h.Count)
 	}
 	from, err := peer.Decode(h.Sender)
 	if err != nil {
-		return BundleResult{}, fmt.Errorf("%w: the bundle names no valid sender: %v", ErrBundle, err)
+		return BundleResult{}, bundleErr("the bundle names no valid sender: %v", err)
 	}
 	// The receiver's checks, as sync runs them: signature, time, body,
 	// author's key in the registry, audience, stale versions.
 	sink := recordSink{n: n, r: n.repl}
 	commit, c, err := sink.Check(from, envs)
 	if err != nil {
-		return BundleResult{}, fmt.Errorf("%w: the bundle holds a record this node refuses (%v); nothing was stored", ErrBundle, err)
+		return BundleResult{}, bundleErr("the bundle holds a record this node refuses (%v); nothing was stored", err)
 	}
 	if c.Rejected > 0 {
-		return BundleResult{}, fmt.Errorf("%w: the bundle holds %d records this node refuses (%s); nothing was stored", ErrBundle, c.Rejected, reasons(c))
+		return BundleResult{}, bundleErr("the bundle holds %d records this node refuses (%s); nothing was stored", c.Rejected, reasons(c))
 	}
 	cc, err := commit()
 	c.Add(cc)
@@ -413,10 +425,10 @@ func (n *Node) ageIdentity() (age.Identity, error) {
 // h.Upto; the next bundle to it starts there.
 func (n *Node) importAck(h BundleHeader, body []byte) (BundleResult, error) {
 	if len(body) != 0 {
-		return BundleResult{}, fmt.Errorf("%w: the acknowledgement carries unexpected contents", ErrBundle)
+		return BundleResult{}, bundleErr("the acknowledgement carries unexpected contents")
 	}
 	if h.Node != n.ID() {
-		return BundleResult{}, fmt.Errorf("%w: this acknowledgement is for node %s, not this node (%s); import it there", ErrBundle, h.Node, n.ID())
+		return BundleResult{}, bundleErr("this acknowledgement is for node %s, not this node (%s); import it there", h.Node, n.ID())
 	}
 	res := BundleResult{Header: h}
 	acksMu.Lock()
@@ -439,4 +451,24 @@ func (n *Node) importAck(h BundleHeader, body []byte) (BundleResult, error) {
 	}
 	res.AckRecorded = true
 	return res, nil
+}
+
+// BundleFile is WriteBundle for the API: the bundle's bytes and header.
+func (n *Node) BundleFile(to string, since int64) ([]byte, any, error) {
+	var buf bytes.Buffer
+	h, err := n.WriteBundle(&buf, to, since)
+	if err != nil {
+		return nil, nil, err
+	}
+	return buf.Bytes(), h, nil
+}
+
+// ImportBundleFile is ImportBundle for the API: the acknowledgement to
+// carry back (nil after importing one) and what the import did.
+func (n *Node) ImportBundleFile(b []byte) ([]byte, any, error) {
+	res, err := n.ImportBundle(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return res.Ack, res, nil
 }
