@@ -106,11 +106,14 @@ func importBundle(ctx context.Context, c *cli.Context, cl *client, f *os.File, a
 	r, h := res.Result, res.Result.Header
 	if h.Kind == node.BundleAck {
 		if wantJSON(c) {
-			return printJSON(c.App.Writer, map[string]any{"id": f.Name(), "kind": h.Kind, "from": h.From, "upto": h.Upto, "recorded": r.AckRecorded})
+			return printJSON(c.App.Writer, map[string]any{"id": f.Name(), "kind": h.Kind, "from": h.From, "upto": h.Upto, "recorded": r.AckRecorded, "gap": r.Gap, "acked": r.Acked})
 		}
-		if r.AckRecorded {
+		switch {
+		case r.AckRecorded:
 			fmt.Fprintf(c.App.Writer, "acknowledgement from %s recorded: it holds everything up to feed seq %d; the next bundle to %s starts after it\n", h.From, h.Upto, h.From)
-		} else {
+		case r.Gap:
+			fmt.Fprintf(c.App.Writer, "acknowledgement from %s (feed seq %d to %d) not recorded: the one for the bundle before it (from seq %d) has not come back; the next bundle to %s starts after seq %d\n", h.From, h.Since+1, h.Upto, r.Acked+1, h.From, r.Acked)
+		default:
 			fmt.Fprintf(c.App.Writer, "acknowledgement from %s (feed seq %d) changes nothing: a later one is recorded already\n", h.From, h.Upto)
 		}
 		return nil
@@ -126,9 +129,12 @@ func importBundle(ctx context.Context, c *cli.Context, cl *client, f *os.File, a
 	}
 	if wantJSON(c) {
 		return printJSON(c.App.Writer, map[string]any{"id": f.Name(), "kind": h.Kind, "from": h.From, "count": h.Count,
-			"stored": r.Stored, "duplicates": r.Duplicates, "since": h.Since, "upto": h.Upto, "ack": ackOut})
+			"stored": r.Stored, "duplicates": r.Duplicates, "older": r.Older, "since": h.Since, "upto": h.Upto, "ack": ackOut})
 	}
 	fmt.Fprintf(c.App.Writer, "imported bundle from %s (feed seq %d to %d): stored %d, already held %d\n", h.From, h.Since+1, h.Upto, r.Stored, r.Duplicates)
+	if r.Older > 0 {
+		fmt.Fprintf(c.App.Writer, "%d older version(s) passed over: this node holds newer ones\n", r.Older)
+	}
 	if r.Stored == 0 {
 		fmt.Fprintln(c.App.Writer, "nothing changed: this node held every record of the bundle already")
 	}

@@ -71,11 +71,19 @@ type BundleResult struct {
 	Header     BundleHeader `json:"header"`
 	Stored     int          `json:"stored"`
 	Duplicates int          `json:"duplicates"`
+	// Older counts versions passed over: this node holds a newer one.
+	Older int `json:"older"`
 	// Ack is the acknowledgement to carry back, after importing records.
 	Ack []byte `json:"-"`
 	// AckRecorded: after importing an acknowledgement, whether it moved
 	// the next bundle's start.
 	AckRecorded bool `json:"ack_recorded,omitempty"`
+	// Gap: the acknowledgement starts after the last one recorded (an
+	// earlier bundle's acknowledgement has not come back yet).
+	Gap bool `json:"gap,omitempty"`
+	// Acked is, after importing an acknowledgement, the seq the next
+	// bundle to its network starts after.
+	Acked uint64 `json:"acked"`
 }
 
 // ErrBundle marks bad bundle input: the file, not the node, is at fault.
@@ -391,8 +399,11 @@ func (n *Node) ImportBundle(b []byte) (BundleResult, error) {
 	if err != nil {
 		return BundleResult{}, bundleErr("the bundle holds a record this node refuses (%v); nothing was stored", err)
 	}
-	if c.Rejected > 0 {
-		return BundleResult{}, bundleErr("the bundle holds %d records this node refuses (%s); nothing was stored", c.Rejected, reasons(c))
+	// A stale version (older than one this node holds, say from an
+	// earlier bundle imported later) is not refused: it is passed over,
+	// as sync passes it over, and the bundle still counts as held.
+	if bad := c.Rejected - c.Reasons[cairnsync.ReasonStale]; bad > 0 {
+		return BundleResult{}, bundleErr("the bundle holds %d records this node refuses (%s); nothing was stored", bad, reasons(c))
 	}
 	cc, err := commit()
 	c.Add(cc)
@@ -405,7 +416,7 @@ func (n *Node) ImportBundle(b []byte) (BundleResult, error) {
 	if err != nil {
 		return BundleResult{}, err
 	}
-	return BundleResult{Header: h, Stored: c.Stored, Duplicates: c.Duplicates, Ack: ab}, nil
+	return BundleResult{Header: h, Stored: c.Stored, Duplicates: c.Duplicates, Older: c.Reasons[cairnsync.ReasonStale], Ack: ab}, nil
 }
 
 func reasons(c cairnsync.Counts) string {
@@ -438,8 +449,19 @@ func (n *Node) importAck(h BundleHeader, body []byte) (BundleResult, error) {
 		return res, err
 	}
 	cur := acks[h.From]
-	if h.Feed != n.store.FeedID() || (cur.Feed == h.Feed && cur.Seq >= h.Upto) {
-		return res, nil // older, or for a feed this node no longer numbers from
+	if cur.Feed != n.store.FeedID() {
+		cur = bundleAck{Feed: n.store.FeedID()} // a feed started anew: nothing acknowledged of it yet
+	}
+	switch {
+	case h.Feed != cur.Feed, h.Upto <= cur.Seq:
+		res.Acked = cur.Seq
+		return res, nil // for a feed this node no longer numbers from, or older than the one recorded
+	case h.Since > cur.Seq:
+		// It acknowledges (Since, Upto], but (cur, Since] was never
+		// acknowledged: the network may not hold it, so the next bundle
+		// still starts after cur.
+		res.Gap, res.Acked = true, cur.Seq
+		return res, nil
 	}
 	acks[h.From] = bundleAck{Seq: h.Upto, Feed: h.Feed}
 	b, err := json.Marshal(acks)
@@ -449,7 +471,7 @@ func (n *Node) importAck(h BundleHeader, body []byte) (BundleResult, error) {
 	if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, acksFile), b, 0o600); err != nil {
 		return res, fmt.Errorf("save the acknowledgement: %w", err)
 	}
-	res.AckRecorded = true
+	res.AckRecorded, res.Acked = true, h.Upto
 	return res, nil
 }
 

@@ -2,13 +2,16 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/inpud/cairn/model"
+	"github.com/inpud/cairn/node/registry"
 )
 
 // addShared writes a priority titled title and shares it with aud
@@ -56,25 +59,103 @@ func refused(t *testing.T, n *Node, b []byte, want string, ids ...string) {
 	}
 }
 
-// TestBundleRoundTrip: A and B never connect; records go from A to B on a
-// "USB stick" (a byte slice), and B's acknowledgement comes back.
-func TestBundleRoundTrip(t *testing.T) {
-	a := notifyNode(t, "anpud", true)
-	b := joinNode(t, a, "bnpud")
-	joinNode(t, a, "cnpud")
-	waitFor(t, "A's registry to hold B's and C's keys", func() bool {
-		st := a.fed.State()
-		return len(st.NodeKeys("bnpud")) == 1 && len(st.NodeKeys("cnpud")) == 1
+// isolatedPair starts A (the steward), B and C, and waits until each
+// registry holds what the bundles need. The caller isolates B with
+// isolate.
+func isolatedPair(t *testing.T) (a, b, c *Node) {
+	t.Helper()
+	a = notifyNode(t, "anpud", true)
+	b = joinNode(t, a, "bnpud")
+	c = joinNode(t, a, "cnpud")
+	waitFor(t, "the registries to hold A's, B's and C's keys", func() bool {
+		sa, sb, sc := a.fed.State(), b.fed.State(), c.fed.State()
+		_, bHasA := sb.Node(a.ID())
+		_, bHasC := sb.Node(c.ID())
+		return len(sa.NodeKeys("bnpud")) == 1 && len(sa.NodeKeys("cnpud")) == 1 && bHasA && bHasC && len(sc.NodeKeys("bnpud")) == 1
 	})
-	waitFor(t, "B's registry to hold A's key", func() bool {
-		_, ok := b.fed.State().Node(a.ID())
-		return ok
-	})
-	// B talks to nobody from here on, and A refuses B.
+	return a, b, c
+}
+
+// isolate cuts B off from every node, and A from B: from here on nothing
+// reaches B but bundles.
+func isolate(a, b *Node) {
 	b.gater.SetAllow(func(peer.ID) bool { return false })
 	b.gater.Enforce(b.host)
 	a.gater.SetAllow(func(p peer.ID) bool { return p != b.id.ID && a.fed.Allowed(p) })
 	a.gater.Enforce(a.host)
+}
+
+// TestBundlesOutOfOrder: sticks arrive in another order than they were
+// written. An older version passed over does not refuse a bundle, and an
+// acknowledgement that skips an unacknowledged range does not move the
+// next bundle's start past it.
+func TestBundlesOutOfOrder(t *testing.T) {
+	a, b, _ := isolatedPair(t)
+	isolate(a, b)
+	id := addShared(t, a, "Peer-led naloxone training", "network:bnpud")
+	first, h1 := mustBundle(t, a, "bnpud", -1)
+	aud, _ := model.ParseAudience("members")
+	if _, err := a.Records().Share(id, aud); err != nil {
+		t.Fatal(err)
+	}
+	second, h2 := mustBundle(t, a, "bnpud", int64(h1.Upto))
+	if h1.Count != 1 || h2.Count != 1 || h2.Since != h1.Upto {
+		t.Fatalf("second bundle %+v: want the one new version after seq %d", h2, h1.Upto)
+	}
+	r2, err := b.ImportBundle(second)
+	if err != nil || r2.Stored != 1 {
+		t.Fatalf("second bundle first: stored %d, %v", r2.Stored, err)
+	}
+	r1, err := b.ImportBundle(first)
+	if err != nil {
+		t.Fatalf("the earlier bundle, imported later, was refused: %v", err)
+	}
+	if r1.Stored != 0 || r1.Older != 1 {
+		t.Fatalf("earlier bundle: stored %d, older %d; want 0, 1", r1.Stored, r1.Older)
+	}
+	mine, err := a.store.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.store.Get(id); err != nil || got.Hash != mine.Hash {
+		t.Fatalf("B holds version %d (%v), want A's current version %d", got.Payload.Version, err, mine.Payload.Version)
+	}
+
+	ack2, err := a.ImportBundle(r2.Ack)
+	if err != nil || ack2.AckRecorded || !ack2.Gap {
+		t.Fatalf("acknowledgement of the second bundle alone: %+v, %v; want a gap, not recorded", ack2, err)
+	}
+	if s, _ := a.AckedSeq("bnpud"); s != 0 {
+		t.Fatalf("acknowledged seq %d after a gap; want 0", s)
+	}
+	for _, ack := range [][]byte{r1.Ack, r2.Ack} {
+		if res, err := a.ImportBundle(ack); err != nil || !res.AckRecorded {
+			t.Fatalf("acknowledgement in order: %+v, %v", res, err)
+		}
+	}
+	if s, _ := a.AckedSeq("bnpud"); s != h2.Upto {
+		t.Fatalf("acknowledged seq %d, want %d", s, h2.Upto)
+	}
+}
+
+// TestBundleRoundTrip: A and B never connect; records go from A to B on a
+// "USB stick" (a byte slice), and B's acknowledgement comes back.
+func TestBundleRoundTrip(t *testing.T) {
+	a, b, c := isolatedPair(t)
+	// A bundle from C, whose key the steward then revokes, and one from A
+	// to C, written while C has a key.
+	fromC, _ := mustBundle(t, c, "bnpud", -1)
+	toC, _ := mustBundle(t, a, "cnpud", -1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := a.Federation().Propose(ctx, registry.RevokeNodeKey, registry.RevokeNodeKeyArgs{PeerID: c.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "B's registry to hold C's key as revoked", func() bool {
+		k, ok := b.fed.State().Node(c.ID())
+		return ok && k.Revoked
+	})
+	isolate(a, b)
 
 	private := addShared(t, a, "PRIVATE-MARKER outreach van rota", "")
 	members := addShared(t, a, "MEMBERS-MARKER naloxone in every pharmacy", "members")
@@ -93,7 +174,6 @@ func TestBundleRoundTrip(t *testing.T) {
 	}
 
 	// Bad input, each refused with nothing stored.
-	toC, _ := mustBundle(t, a, "cnpud", -1)
 	refused(t, b, toC, `addressed to network "cnpud"`, all...)
 	refused(t, b, bundle[:len(bundle)-20], "signature does not match", all...)
 	refused(t, b, bundle[:len(BundleMagic)+10], "truncated", all...)
@@ -108,6 +188,7 @@ func TestBundleRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused(t, b, forged, "not a key of network", all...)
+	refused(t, b, fromC, "revoked", all...)
 
 	// The bundle itself.
 	res, err := b.ImportBundle(bundle)
