@@ -53,7 +53,7 @@ func App() *cli.App {
 		Commands: []*cli.Command{
 			initCommand(), startCommand(), statusCommand(),
 			templateCommand(), auditCommand(), priorityCommand(), reportCommand(),
-			recordCommand(), exportCommand(), importCommand(),
+			recordCommand(), exportCommand(), importCommand(), bundleCommand(),
 			inviteCommand(), joinCommand(), membersCommand(), memberCommand(), registryCommand(),
 			shareCommand(), syncCommand(), peersCommand(), uiCommand(), keyCommand(), custodyCommand(), restoreCommand(), passphraseCommand(),
 		},

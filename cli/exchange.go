@@ -111,12 +111,14 @@ func exportCommand() *cli.Command {
 func importCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "import",
-		Usage:     "import an ndjson export: every signature verified; records already held are skipped",
-		UsageText: "cairn import F [--skip-rejected]",
+		Usage:     "import an ndjson export or an offline bundle (cairn bundle): every signature verified; records already held are skipped",
+		UsageText: "cairn import F [--skip-rejected] [--ack-out ACK]",
 		Description: "By default an import is all or nothing: if any line is not a valid, correctly signed\n" +
 			"record, nothing is imported and every rejected line is named. --skip-rejected imports the\n" +
 			"records that verify and reports the rest.",
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "skip-rejected", Usage: "import what verifies even if some lines are rejected"}, passphraseFileFlag()},
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "skip-rejected", Usage: "import what verifies even if some lines are rejected"},
+			&cli.StringFlag{Name: "ack-out", Usage: "for an offline bundle: where to write the acknowledgement (default: next to it, F.ack)"},
+			passphraseFileFlag()},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "a file"); err != nil {
 				return err
@@ -126,6 +128,15 @@ func importCommand() *cli.Command {
 				return fmt.Errorf("open %s: %w", c.Args().Get(0), err)
 			}
 			defer f.Close()
+			cl, err := connect(c)
+			if err != nil {
+				return err
+			}
+			if isB, err := isBundleFile(f); err != nil {
+				return err
+			} else if isB {
+				return importBundle(c.Context, c, cl, f, c.String("ack-out"))
+			}
 			br := bufio.NewReader(f)
 			var body io.Reader = br
 			if head, _ := br.Peek(64); node.IsSealedExport(head) {
@@ -142,10 +153,6 @@ func importCommand() *cli.Command {
 					return fmt.Errorf("%s: %w", c.Args().Get(0), err)
 				}
 				body = bytes.NewReader(b)
-			}
-			cl, err := connect(c)
-			if err != nil {
-				return err
 			}
 			path := "/v1/import"
 			if c.Bool("skip-rejected") {

@@ -121,6 +121,7 @@ func New(cfg Config, n Node) http.Handler {
 	v1("POST /v1/import", s.importRecords)
 	s.routesFederation(v1)
 	s.routesCustody(v1)
+	s.routesBundles(v1)
 	if cfg.UI == nil {
 		return mux
 	}

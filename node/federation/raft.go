@@ -195,6 +195,12 @@ func (r *Registry) Close() error {
 	r.closed.Do(func() {
 		r.host.RemoveStreamHandler(ProposeProtocol)
 		r.host.RemoveStreamHandler(JoinProtocol)
+		// A snapshot of what this replica applied, so that it starts with
+		// its registry even if no leader is reachable then (raft applies
+		// log entries after the last snapshot only once a leader says they
+		// are committed): a member node restarted offline can still check
+		// keys, read bundles, and name its stewards.
+		r.snapshotAtClose()
 		// Raft first: it resolves any future the follower waits on.
 		err := r.raft.Shutdown().Error()
 		r.cancel()
@@ -202,6 +208,24 @@ func (r *Registry) Close() error {
 		r.closeErr = errors.Join(err, r.bolt.Close())
 	})
 	return r.closeErr
+}
+
+// snapshotAtClose snapshots the applied registry. Raft refuses while the
+// latest configuration entry is not applied yet (a leader's heartbeat is
+// on its way), so it tries again for up to two seconds.
+func (r *Registry) snapshotAtClose() {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		err := r.raft.Snapshot().Error()
+		if err == nil || errors.Is(err, raft.ErrNothingNewToSnapshot) {
+			return
+		}
+		if !strings.Contains(err.Error(), "wait until the configuration entry") || time.Now().After(deadline) {
+			r.log.Debug("registry: no snapshot at close", "err", err)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Empty reports whether this replica holds no registry yet.
@@ -467,6 +491,13 @@ func (r *Registry) reconcile(st *registry.State) error {
 		if _, ok := want[id]; !ok {
 			errs = append(errs, r.raft.RemoveServer(id, 0, timeout).Error())
 		}
+	}
+	if len(errs) > 0 {
+		// Followers learn that an entry is committed only with the entries
+		// after it: a barrier after a configuration change lets them apply
+		// it, so they can snapshot (snapshotAtClose) without waiting for
+		// the next registry change.
+		errs = append(errs, r.raft.Barrier(timeout).Error())
 	}
 	return errors.Join(errs...)
 }
