@@ -35,46 +35,15 @@ type FeedEntry struct {
 // records, say) without reading them. Entries written by a store from
 // before the feed carried them are read and decoded instead.
 func (s *Store) FeedWhere(after uint64, limit int, want func(origin string, aud model.Audience) bool) (entries []FeedEntry, last uint64, err error) {
-	if limit <= 0 {
-		limit = DefaultFeedLimit
-	}
-	if err := s.begin(); err != nil {
-		return nil, 0, err
-	}
-	defer s.end()
-	last = after
-	if after == ^uint64(0) {
-		return nil, last, nil
-	}
-	err = s.db.View(func(txn *badger.Txn) error {
-		pfx := []byte(pfxFeed)
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx})
-		defer it.Close()
-		for it.Seek(feedKey(after + 1)); it.ValidForPrefix(pfx) && len(entries) < limit; it.Next() {
-			item := it.Item()
-			seq, err := parseFeedKey(item.Key())
-			if err != nil {
-				return fmt.Errorf("%w: %v", ErrDamaged, err)
-			}
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			m, err := parseFeedValue(v)
-			if err != nil {
-				return fmt.Errorf("%w: entry %d: %v", ErrDamaged, seq, err)
-			}
-			e, err := s.feedEntry(txn, seq, m, want)
-			if err != nil {
-				return err
-			}
+	last, err = s.scanFeed(after, limit, func(txn *badger.Txn, seq uint64, m feedMeta) error {
+		e, err := s.feedEntry(txn, seq, m, want)
+		if err == nil {
 			entries = append(entries, e)
-			last = seq
 		}
-		return nil
+		return err
 	})
 	if err != nil {
-		return nil, after, fmt.Errorf("read change feed after %d: %w", after, err)
+		return nil, after, err
 	}
 	return entries, last, nil
 }
@@ -82,12 +51,9 @@ func (s *Store) FeedWhere(after uint64, limit int, want func(origin string, aud 
 // feedEntry reads the entry at seq that m describes.
 func (s *Store) feedEntry(txn *badger.Txn, seq uint64, m feedMeta, want func(string, model.Audience) bool) (FeedEntry, error) {
 	if !m.full {
-		st, err := s.readVersion(txn, m.hk) // an older entry: decode the version
+		st, err := s.readFeedVersion(txn, seq, m.hk) // an older entry: decode the version
 		if err != nil {
 			return FeedEntry{}, err
-		}
-		if st.Seq != seq {
-			return FeedEntry{}, fmt.Errorf("%w: feed entry %d points at a version stored as %d", ErrDamaged, seq, st.Seq)
 		}
 		e := FeedEntry{Seq: seq, ID: st.Payload.ID, Version: st.Payload.Version, Hash: st.Hash,
 			Origin: st.Payload.Origin, Audience: st.Payload.Audience, TakenBack: st.TakenBack}

@@ -328,22 +328,41 @@ func (s *idSource) close() {
 // and sequence numbers have no gaps. Paging costs O(limit), wherever in
 // the feed it starts.
 func (s *Store) Feed(after uint64, limit int) (entries []Stored, last uint64, err error) {
+	last, err = s.scanFeed(after, limit, func(txn *badger.Txn, seq uint64, m feedMeta) error {
+		st, err := s.readFeedVersion(txn, seq, m.hk)
+		if err == nil {
+			entries = append(entries, st)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, after, err
+	}
+	return entries, last, nil
+}
+
+// scanFeed calls fn for each feed entry after seq after, at most limit of
+// them (DefaultFeedLimit if limit is 0 or less), in one snapshot, and
+// returns the seq of the last one (after itself if none): the paging that
+// Feed and FeedWhere share.
+func (s *Store) scanFeed(after uint64, limit int, fn func(txn *badger.Txn, seq uint64, m feedMeta) error) (last uint64, err error) {
 	if limit <= 0 {
 		limit = DefaultFeedLimit
 	}
 	if err := s.begin(); err != nil {
-		return nil, 0, err
+		return after, err
 	}
 	defer s.end()
 	last = after
 	if after == ^uint64(0) {
-		return nil, last, nil
+		return last, nil
 	}
 	err = s.db.View(func(txn *badger.Txn) error {
 		pfx := []byte(pfxFeed)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx})
 		defer it.Close()
-		for it.Seek(feedKey(after + 1)); it.ValidForPrefix(pfx) && len(entries) < limit; it.Next() {
+		n := 0
+		for it.Seek(feedKey(after + 1)); it.ValidForPrefix(pfx) && n < limit; it.Next() {
 			item := it.Item()
 			seq, err := parseFeedKey(item.Key())
 			if err != nil {
@@ -357,22 +376,31 @@ func (s *Store) Feed(after uint64, limit int) (entries []Stored, last uint64, er
 			if err != nil {
 				return fmt.Errorf("%w: entry %d: %v", ErrDamaged, seq, err)
 			}
-			st, err := s.readVersion(txn, m.hk)
-			if err != nil {
+			if err := fn(txn, seq, m); err != nil {
 				return err
 			}
-			if st.Seq != seq {
-				return fmt.Errorf("%w: feed entry %d points at a version stored as %d", ErrDamaged, seq, st.Seq)
-			}
-			entries = append(entries, st)
 			last = seq
+			n++
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, after, fmt.Errorf("read change feed after %d: %w", after, err)
+		return after, fmt.Errorf("read change feed after %d: %w", after, err)
 	}
-	return entries, last, nil
+	return last, nil
+}
+
+// readFeedVersion reads the version a feed entry names and checks it was
+// stored under that entry's seq.
+func (s *Store) readFeedVersion(txn *badger.Txn, seq uint64, hk []byte) (Stored, error) {
+	st, err := s.readVersion(txn, hk)
+	if err != nil {
+		return Stored{}, err
+	}
+	if st.Seq != seq {
+		return Stored{}, fmt.Errorf("%w: feed entry %d points at a version stored as %d", ErrDamaged, seq, st.Seq)
+	}
+	return st, nil
 }
 
 // Holds reports whether the store holds the version of record id with
