@@ -6,6 +6,7 @@ require (
 	filippo.io/age v1.2.1
 	github.com/chromedp/chromedp v0.23.0
 	github.com/cloudflare/circl v1.6.5
+	github.com/creack/pty v1.1.24
 	github.com/dgraph-io/badger v1.6.2
 	github.com/hashicorp/go-hclog v1.6.2
 	github.com/hashicorp/raft v1.7.3
