@@ -66,8 +66,11 @@
 //	suspend, reinstate, retire, promote, demote   a steward
 //	put-template     a steward; a later version must keep every item id
 //	set-custodians   a node of the network, for its own network
-//	handover         a node of that network, or a steward: retires it and
-//	                 names the steward network that holds its archive
+//	handover         a node of that network, or a steward, or a node of one
+//	                 of its custodians once a steward suspended it: retires
+//	                 it, names the steward network that holds its archive
+//	                 and carries the archive key wrapped to that network's
+//	                 node keys (see planHandover)
 //	set-addrs        any member node, for its own addresses
 //
 // No command may leave the federation without a voter: suspending,
