@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/inpud/cairn/model"
+	"github.com/inpud/cairn/node/api"
 	"github.com/inpud/cairn/node/registry"
 	"github.com/inpud/cairn/node/store"
 	cairnsync "github.com/inpud/cairn/sync"
@@ -410,8 +411,10 @@ func (h *handovers) round(ctx context.Context) {
 }
 
 // Archives lists the archives handed over to this node's network, with
-// what this node made of each.
-func (n *Node) Archives() []ArchiveStatus {
+// what this node made of each ([]ArchiveStatus).
+func (n *Node) Archives() any { return n.archives() }
+
+func (n *Node) archives() []ArchiveStatus {
 	self := n.profile.Slug
 	out := []ArchiveStatus{}
 	for _, net := range n.fed.State().NetworkList() {
@@ -647,3 +650,5 @@ func (n *Node) storeArchive(current map[string]archiveRecord, out *ArchiveStatus
 	}
 	return flush()
 }
+
+var _ api.Handover = (*Node)(nil)

@@ -102,14 +102,14 @@ func (f *shutdownFed) checkServed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	waitLong(t, "S to import N's archive", func() bool {
-		for _, a := range f.s.Archives() {
+		for _, a := range f.s.archives() {
 			if a.ID == "nnpud" && a.Imported {
 				return true
 			}
 		}
 		return false
 	})
-	arch := f.s.Archives()
+	arch := f.s.archives()
 	if len(arch) != 1 || arch[0].Shared != 2 || arch[0].Private != 1 || arch[0].Problem != "" || arch[0].Sealed == 0 {
 		t.Fatalf("S's archives: %+v, want nnpud with 2 shared records and 1 private kept sealed", arch)
 	}
