@@ -37,7 +37,44 @@ func handoverCommand() *cli.Command {
 			passphraseFileFlag(),
 		},
 		Action: handover,
+		Subcommands: []*cli.Command{
+			{
+				Name:  "archives",
+				Usage: "the archives handed over to this node's network, and what this node made of each",
+				Action: func(c *cli.Context) error {
+					if c.NArg() > 0 {
+						return usageError("cairn handover archives takes no arguments (got %q)", c.Args().First())
+					}
+					var as []node.ArchiveStatus
+					if err := call(c, "GET", "/v1/handover/archives", nil, &as); err != nil {
+						return err
+					}
+					if wantJSON(c) {
+						return printJSON(c.App.Writer, as)
+					}
+					return printArchives(c, as)
+				},
+			},
+		},
 	}
+}
+
+func printArchives(c *cli.Context, as []node.ArchiveStatus) error {
+	w := c.App.Writer
+	if len(as) == 0 {
+		fmt.Fprintln(w, "No archive has been handed over to this network.")
+		return nil
+	}
+	tw := table(w)
+	fmt.Fprintln(tw, "NETWORK\tSTATE\tSHARED\tPRIVATE (SEALED)\tSEALED COPIES\tPROBLEM")
+	for _, a := range as {
+		state := "imported"
+		if !a.Imported {
+			state = "not yet"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", a.ID, state, a.Shared, a.Private, a.Sealed, dash(a.Problem))
+	}
+	return tw.Flush()
 }
 
 func handover(c *cli.Context) error {

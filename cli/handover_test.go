@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/inpud/cairn/node"
 	"github.com/inpud/cairn/node/api"
 )
 
@@ -79,8 +80,13 @@ func TestHandoverCommands(t *testing.T) {
 		t.Fatalf("handover printed %q", out)
 	}
 
-	// anpud is gone: its node stops for good, a steward suspends it, and
+	// anpud is gone: its node stops for good (once its custodians hold
+	// every version), a steward suspends it, and
 	// its custodian bnpud hands it over with two of its three shares.
+	eventually(t, "both custodians to hold anpud's versions", func() bool {
+		st := jsonOf[node.CustodyStatus](t, ok(t, anpud, "custody", "status", "--json"))
+		return len(st.Custodians) == 2 && st.Custodians[0].CaughtUp && st.Custodians[1].CaughtUp
+	})
 	if err := anode.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -104,4 +110,17 @@ func TestHandoverCommands(t *testing.T) {
 		out := ok(t, inpud, "members")
 		return strings.Contains(out, "retired (archive held by inpud)") && strings.Count(out, "archive held by inpud") == 2
 	})
+	// The steward imported both: anpud's one record is private, so it
+	// stays sealed; dnpud named no custodians, so there was nothing to fetch.
+	eventually(t, "inpud to import both archives", func() bool {
+		as := jsonOf[[]node.ArchiveStatus](t, ok(t, inpud, "handover", "archives", "--json"))
+		return len(as) == 2 && as[0].ID == "anpud" && as[0].Imported && as[0].Private == 1 && as[0].Shared == 0 && as[0].Sealed == 1 &&
+			as[1].ID == "dnpud" && as[1].Imported
+	})
+	if out := ok(t, inpud, "handover", "archives"); !strings.Contains(out, "anpud") || !strings.Contains(out, "imported") {
+		t.Errorf("handover archives:\n%s", out)
+	}
+	if out := ok(t, bnpud, "handover", "archives"); !strings.Contains(out, "No archive has been handed over") {
+		t.Errorf("handover archives on a member:\n%s", out)
+	}
 }
