@@ -74,7 +74,16 @@ func TestHandoverCommands(t *testing.T) {
 		}
 	}
 
-	// dnpud retires and hands its own archive over.
+	// dnpud retires and hands its own archive over, once its custodians
+	// hold all of it.
+	fails(t, dnpud, "dnpud has no custodians, so the steward would get none of its records", "handover", "--to", "inpud")
+	ok(t, dnpud, "custody", "set", "bnpud,cnpud")
+	shared := strings.TrimSpace(ok(t, dnpud, "priority", "add", "--title", "Drop-in centre hours", "--kind", "action", "--importance", "3", "--achievability", "4"))
+	ok(t, dnpud, "share", shared, "--audience", "network:cnpud")
+	eventually(t, "dnpud's custodians to be caught up", func() bool {
+		st := jsonOf[node.CustodyStatus](t, ok(t, dnpud, "custody", "status", "--json"))
+		return len(st.Custodians) == 2 && st.Custodians[0].CaughtUp && st.Custodians[1].CaughtUp
+	})
 	out := ok(t, dnpud, "handover", "--to", "inpud")
 	if !strings.Contains(out, "retired dnpud and handed its archive over to inpud") {
 		t.Fatalf("handover printed %q", out)
@@ -111,11 +120,11 @@ func TestHandoverCommands(t *testing.T) {
 		return strings.Contains(out, "retired (archive held by inpud)") && strings.Count(out, "archive held by inpud") == 2
 	})
 	// The steward imported both: anpud's one record is private, so it
-	// stays sealed; dnpud named no custodians, so there was nothing to fetch.
+	// stays sealed; dnpud's is shared with cnpud, so the steward serves it.
 	eventually(t, "inpud to import both archives", func() bool {
 		as := jsonOf[[]node.ArchiveStatus](t, ok(t, inpud, "handover", "archives", "--json"))
 		return len(as) == 2 && as[0].ID == "anpud" && as[0].Imported && as[0].Private == 1 && as[0].Shared == 0 && as[0].Sealed == 1 &&
-			as[1].ID == "dnpud" && as[1].Imported
+			as[1].ID == "dnpud" && as[1].Imported && as[1].Shared == 1 && as[1].Private == 0
 	})
 	if out := ok(t, inpud, "handover", "archives"); !strings.Contains(out, "anpud") || !strings.Contains(out, "imported") {
 		t.Errorf("handover archives:\n%s", out)

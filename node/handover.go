@@ -8,6 +8,8 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	stdsync "sync"
 	"time"
 
@@ -59,9 +61,10 @@ import (
 //   - Private records stay sealed. The steward could open them, but it
 //     does not put them into its store as readable records: they were
 //     never meant for anyone outside the retired network. They stay in the
-//     custodians' and the steward's sealed copies; the retired network's
-//     people get them back with their key backup (the archive key opens
-//     the copies), with a steward's help (docs/OPERATIONS.md).
+//     custodians' and the steward's sealed copies, which only the retired
+//     network's archive key (its key backup or shares) opens. No command
+//     opens them into a node of the retired network yet: restore needs a
+//     network that is still a member (docs/OPERATIONS.md says so).
 //   - The steward's store holds shared records whose audience does not
 //     admit the steward itself (say network:M). That is the one exception
 //     to the receiver's rule that a node stores only what is addressed to
@@ -72,8 +75,10 @@ import (
 //     them through their own node; a handover trusts the steward with that.
 //
 // An archive is imported once per node start, and again when the registry
-// carries a new wrapped key for it; a run that could not reach a node of
-// every custodian network is retried every handoverRetry. Importing is
+// carries a new wrapped key for it; a run that reached no custodian
+// network fully is retried every handoverRetry. One custodian network that
+// gave every copy back is enough: each was pushed every version (and the
+// own network's handover is refused until every custodian is caught up). Importing is
 // idempotent: the store and the custody store keep what they hold once.
 
 // handoverPoll is how often the watcher looks at the registry.
@@ -130,6 +135,9 @@ func (n *Node) Handover(ctx context.Context, to, network string, archiveKey []by
 	if network == self {
 		if archiveKey != nil {
 			return registry.Result{}, refuseHandover(registry.ErrInvalidCommand, "%s is this node's own network: its archive key is this node's, give no shares or backup", network)
+		}
+		if err := n.custodiansCaughtUp(net); err != nil {
+			return registry.Result{}, err
 		}
 		k, err := loadOrCreateArchiveKey(n.cfg.DataDir, false)
 		if err != nil {
@@ -220,6 +228,29 @@ func (n *Node) submitHandover(ctx context.Context, args registry.HandoverArgs) (
 	}
 }
 
+// custodiansCaughtUp refuses the own network's handover while the steward
+// would not find every own version with a custodian: once retired, this
+// node can push nothing more.
+func (n *Node) custodiansCaughtUp(net registry.Network) error {
+	if len(net.Custodians) == 0 {
+		return refuseHandover(registry.ErrConflict, "%s has no custodians, so the steward would get none of its records: name them first with cairn custody set SLUG,SLUG", net.Slug)
+	}
+	for _, name := range net.Custodians {
+		cur, err := n.store.Checkpoint(custodyCursor(name))
+		if err != nil {
+			return err
+		}
+		behind, more, err := n.ownVersionsAfter(cur)
+		if err != nil {
+			return err
+		}
+		if behind > 0 || more {
+			return refuseHandover(registry.ErrConflict, "custodian %s has not yet acknowledged %d versions of %s's records: wait until cairn custody status shows every custodian caught up", name, behind, net.Slug)
+		}
+	}
+	return nil
+}
+
 // checkArchiveKey refuses an archive key that opens none of the custody
 // copies of network this node keeps (when it keeps any): shares of
 // another network's or another node's keys.
@@ -305,9 +336,13 @@ type ArchiveStatus struct {
 	Sealed uint64 `json:"sealed"`
 	// OtherKeys counts copies sealed with another archive key than the one
 	// handed over (another node of the retired network with its own key).
-	OtherKeys int       `json:"other_keys"`
-	At        time.Time `json:"at,omitzero"`
-	Problem   string    `json:"problem,omitempty"`
+	OtherKeys int `json:"other_keys"`
+	// Skipped counts versions the receiver's rules leave out: signed after
+	// the network stopped being active or a key was revoked, or a body
+	// this node's rules refuse.
+	Skipped int       `json:"skipped"`
+	At      time.Time `json:"at,omitzero"`
+	Problem string    `json:"problem,omitempty"`
 }
 
 // handovers imports the archives handed over to this node's network. Its
@@ -466,7 +501,9 @@ func (n *Node) importArchive(ctx context.Context, net registry.Network) (Archive
 	}
 	st := n.fed.State()
 	current := map[string]archiveRecord{}
+	skipped := map[string]bool{} // "id/version" of versions the rules leave out
 	var missing []string
+	reachedAny := false
 	for _, cust := range net.Custodians {
 		var nodes []peer.ID
 		for _, k := range st.Peers() {
@@ -481,7 +518,7 @@ func (n *Node) importArchive(ctx context.Context, net registry.Network) (Archive
 		if cust == n.profile.Slug {
 			// This node's own network is a custodian: its store keeps
 			// (some of) the copies already.
-			other, err := n.archiveFrom(ctx, st, net, key, "", current)
+			other, err := n.archiveFrom(ctx, st, net, key, "", current, skipped)
 			out.OtherKeys = max(out.OtherKeys, other)
 			if err != nil {
 				errs = append(errs, err)
@@ -493,7 +530,7 @@ func (n *Node) importArchive(ctx context.Context, net registry.Network) (Archive
 			if id == n.host.ID() {
 				continue
 			}
-			other, err := n.archiveFrom(ctx, st, net, key, id, current)
+			other, err := n.archiveFrom(ctx, st, net, key, id, current, skipped)
 			out.OtherKeys = max(out.OtherKeys, other)
 			if err != nil {
 				errs = append(errs, err)
@@ -504,7 +541,9 @@ func (n *Node) importArchive(ctx context.Context, net registry.Network) (Archive
 		if !reached {
 			missing = append(missing, fmt.Sprintf("%s (%v)", cust, errors.Join(errs...)))
 		}
+		reachedAny = reachedAny || reached
 	}
+	out.Skipped = len(skipped)
 	if err := n.storeArchive(current, &out); err != nil {
 		return out, err
 	}
@@ -512,8 +551,16 @@ func (n *Node) importArchive(ctx context.Context, net registry.Network) (Archive
 		out.Sealed = held
 	}
 	if len(missing) > 0 {
-		return out, fmt.Errorf("no node of custodian network %v gave the archive of %s back", missing, net.Slug)
+		out.Problem = fmt.Sprintf("no node of custodian network %s gave the archive of %s back", strings.Join(missing, ", "), net.Slug)
 	}
+	switch {
+	case len(net.Custodians) == 0:
+		return out, fmt.Errorf("%s named no custodians, so there are no copies of its records to fetch", net.Slug)
+	case !reachedAny:
+		return out, errors.New(out.Problem)
+	}
+	// One custodian network that gave every copy back is the whole
+	// archive: each was pushed every version.
 	out.Imported = true
 	return out, nil
 }
@@ -522,7 +569,7 @@ func (n *Node) importArchive(ctx context.Context, net registry.Network) (Archive
 // (this node's own custody store when id is empty), keeps them sealed, and
 // adds the current versions its archive key opens and the receiver's
 // checks pass to current.
-func (n *Node) archiveFrom(ctx context.Context, st *registry.State, net registry.Network, key *cairnsync.ArchiveKey, id peer.ID, current map[string]archiveRecord) (otherKeys int, err error) {
+func (n *Node) archiveFrom(ctx context.Context, st *registry.State, net registry.Network, key *cairnsync.ArchiveKey, id peer.ID, current map[string]archiveRecord, skipped map[string]bool) (otherKeys int, err error) {
 	fetch := func(ctx context.Context, after uint64) (cairnsync.CustodyBatch, error) {
 		return cairnsync.FetchCustody(ctx, n.host, id, net.Slug, after, 0)
 	}
@@ -561,9 +608,13 @@ func (n *Node) archiveFrom(ctx context.Context, st *registry.State, net registry
 			if err != nil {
 				return otherKeys, fmt.Errorf("custodian node %s: %w", id, err)
 			}
-			p, err := n.archiveCheck(st, net, env)
+			p, skip, err := n.archiveCheck(st, net, env)
 			if err != nil {
 				return otherKeys, fmt.Errorf("custodian node %s: %w", id, err)
+			}
+			if skip {
+				skipped[h.ID+"/"+strconv.FormatUint(h.Version, 10)] = true
+				continue
 			}
 			if cur, ok := current[p.ID]; ok && !newer(p, env, cur) {
 				continue
@@ -597,21 +648,27 @@ func newer(p model.Payload, env model.Envelope, cur archiveRecord) bool {
 // archiveCheck runs a receiver's checks on one version of the archive of
 // net: signature and body, author a node of net whose key was not revoked
 // before the version's date, and dated before net stopped being active.
-func (n *Node) archiveCheck(st *registry.State, net registry.Network, env model.Envelope) (model.Payload, error) {
-	p, err := n.records.Check(env)
+// A version that does not verify against its author's key, or whose author
+// is not a node of net, fails the fetch (err): the custodian, or whoever
+// sealed it, changed it. A version the rules leave out (signed after a
+// revocation or after the network stopped being active, a body this node's
+// rules refuse) is skipped and counted: an honest node may have written it.
+func (n *Node) archiveCheck(st *registry.State, net registry.Network, env model.Envelope) (p model.Payload, skip bool, err error) {
+	p, err = n.records.Check(env)
 	if err != nil {
-		return p, fmt.Errorf("a copy of a record of %s does not verify: %w", net.Slug, err)
+		if errors.Is(err, model.ErrBadSignature) {
+			return p, false, fmt.Errorf("a copy of a record of %s does not verify: %w", net.Slug, err)
+		}
+		return p, true, nil
 	}
 	k, ok := st.Node(p.Author)
 	switch {
 	case p.Origin != net.Slug || !ok || k.Network != net.Slug:
-		return p, fmt.Errorf("a copy (record %s) was not written by a node of %s", p.ID, net.Slug)
-	case k.Revoked && p.HLC.Millis() >= k.Cutoff:
-		return p, fmt.Errorf("a copy (record %s version %d) is signed by node %s of %s after its key was revoked", p.ID, p.Version, p.Author, net.Slug)
-	case signedWhileInactive(st, p):
-		return p, fmt.Errorf("a copy (record %s version %d) is dated after %s stopped being active", p.ID, p.Version, net.Slug)
+		return p, false, fmt.Errorf("a copy (record %s) was not written by a node of %s", p.ID, net.Slug)
+	case k.Revoked && p.HLC.Millis() >= k.Cutoff, signedWhileInactive(st, p):
+		return p, true, nil
 	}
-	return p, nil
+	return p, false, nil
 }
 
 // storeArchive stores the current version of every shared record and
