@@ -138,6 +138,11 @@
 //     and a member changing its own level or parent is refused.
 //   - Retired is final; only a suspended network can be reinstated.
 //     Custodians may be any other active network, steward or member.
+//   - A handover must carry the archive key wrapped to the steward's nodes
+//     (HandoverArgs.ArchiveKey, at most MaxWrappedKey bytes, shaped as an
+//     age file); the registry keeps it with the retired network. Older
+//     encodings still decode, but a handover without the key is refused:
+//     no release had a command that proposed one, so no log holds one.
 //   - Limits: 16 live keys per network, 16 addresses of at most 256 bytes,
 //     2 to 16 custodians, 256 open invites, invites of at most 30 days,
 //     256 templates and 256 versions each, 1 MiB per command.
