@@ -55,7 +55,7 @@ func App() *cli.App {
 			templateCommand(), auditCommand(), priorityCommand(), reportCommand(),
 			recordCommand(), exportCommand(), importCommand(), bundleCommand(),
 			inviteCommand(), joinCommand(), membersCommand(), memberCommand(), registryCommand(),
-			shareCommand(), syncCommand(), peersCommand(), uiCommand(), keyCommand(), custodyCommand(), restoreCommand(), passphraseCommand(),
+			shareCommand(), syncCommand(), peersCommand(), uiCommand(), keyCommand(), custodyCommand(), restoreCommand(), passphraseCommand(), handoverCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints and exits
 	}

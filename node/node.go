@@ -61,6 +61,7 @@ type Node struct {
 	repl    *replication
 	rcpt    *receipts
 	cust    *custody
+	hand    *handovers // imports archives handed over to this network
 	metrics *prometheus.Registry
 	started time.Time
 	unlock  func()
@@ -252,6 +253,8 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.cust = cust
 	cust.start()
+	n.hand = newHandovers(n)
+	n.hand.start()
 	return nil
 }
 
@@ -338,6 +341,9 @@ func (n *Node) Close() error {
 		}
 		if n.cust != nil {
 			n.cust.stop()
+		}
+		if n.hand != nil {
+			n.hand.stop()
 		}
 		errs = append(errs, n.fed.Close(), n.host.Close(), n.store.Close())
 		n.unlock()

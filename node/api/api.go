@@ -122,6 +122,7 @@ func New(cfg Config, n Node) http.Handler {
 	s.routesFederation(v1)
 	s.routesCustody(v1)
 	s.routesBundles(v1)
+	s.routesHandover(v1)
 	if cfg.UI == nil {
 		return mux
 	}

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"fmt"
 	"slices"
@@ -623,6 +624,28 @@ func (s *State) planSetCustodians(p actor, a SetCustodiansArgs) (Result, func(),
 		func() { own.Custodians = list }, nil
 }
 
+// MaxWrappedKey bounds a handover's wrapped archive key: an age header with
+// one ssh-ed25519 stanza (about 150 bytes) per node key of the steward
+// network (at most MaxKeysPerNet), and the 32-byte key sealed.
+const MaxWrappedKey = 8192
+
+// wrappedKeyPrefix is how every age file starts. Apply checks the wrapped
+// key's shape only: it cannot (and must not) open it, and parsing it with
+// the age library would make the decision depend on that library's version.
+const wrappedKeyPrefix = "age-encryption.org/v1\n"
+
+// planHandover retires a network and names the steward network that holds
+// its archive, carrying its archive key wrapped to the steward's nodes.
+//
+// Who may propose it: a node of the network itself (it retires and hands
+// over in one step); a node of a steward network (as for retire); or a
+// node of one of the network's custodian networks, but only once the
+// network is suspended (or retired without a steward). The last case is
+// the shutdown: the network is gone, its custodians' share holders rebuild
+// the archive key from K-of-N shares, and a custodian hands it over. The
+// registry cannot see whether a network is reachable, so "gone" is what
+// the stewards decide by suspending it; a custodian can never retire an
+// active network.
 func (s *State) planHandover(p actor, a HandoverArgs, now int64) (Result, func(), error) {
 	if err := p.member("hand over an archive"); err != nil {
 		return Result{}, nil, err
@@ -631,8 +654,14 @@ func (s *State) planHandover(p actor, a HandoverArgs, now int64) (Result, func()
 	if err != nil {
 		return Result{}, nil, err
 	}
-	if err := p.ownOrSteward(n.Slug, "hand over the archive of "+n.Slug); err != nil {
-		return Result{}, nil, err
+	custodian := slices.Contains(n.Custodians, p.net.Slug)
+	switch {
+	case p.net.Slug == n.Slug || p.net.Role == RoleSteward:
+	case custodian && (n.Status == StatusSuspended || (n.Status == StatusRetired && n.Steward == "")):
+	case custodian:
+		return Result{}, nil, refuse(ErrUnauthorised, "%s is a custodian of %s, but a custodian can hand over only a network a steward has suspended; %s is %s", p.net.Slug, n.Slug, n.Slug, n.Status)
+	default:
+		return Result{}, nil, refuse(ErrUnauthorised, "only nodes of %s, of its custodians or of a steward network can hand over the archive of %s; %s is a member", n.Slug, n.Slug, p.net.Slug)
 	}
 	to, err := s.network(a.Steward)
 	if err != nil {
@@ -647,10 +676,17 @@ func (s *State) planHandover(p actor, a HandoverArgs, now int64) (Result, func()
 		return Result{}, nil, refuse(ErrConflict, "%s is %s; an archive goes to an active steward network", to.Slug, to.Status)
 	case n.Status == StatusRetired && n.Steward == to.Slug:
 		return Result{}, nil, refuse(ErrConflict, "%s's archive is already with %s", n.Slug, to.Slug)
+	case len(a.ArchiveKey) == 0:
+		return Result{}, nil, refuse(ErrInvalidCommand, "the handover of %s carries no archive key, so %s could not open the archive; hand over with cairn handover, which wraps the key to %s's nodes", n.Slug, to.Slug, to.Slug)
+	case len(a.ArchiveKey) > MaxWrappedKey:
+		return Result{}, nil, refuse(ErrInvalidCommand, "the wrapped archive key is %d bytes long; at most %d are allowed", len(a.ArchiveKey), MaxWrappedKey)
+	case !bytes.HasPrefix(a.ArchiveKey, []byte(wrappedKeyPrefix)):
+		return Result{}, nil, refuse(ErrInvalidCommand, "the archive key in the handover of %s is not wrapped to %s's nodes (it is not an age file)", n.Slug, to.Slug)
 	}
 	if err := s.keepsAVoter(n.Slug, "", "retire it"); err != nil {
 		return Result{}, nil, err
 	}
+	wrapped := slices.Clone(a.ArchiveKey)
 	return Result{Network: n.Slug, Membership: true,
 			Summary: fmt.Sprintf("retired %s and handed its archive over to %s", n.Slug, to.Slug)},
 		func() {
@@ -659,6 +695,7 @@ func (s *State) planHandover(p actor, a HandoverArgs, now int64) (Result, func()
 			}
 			n.Status = StatusRetired
 			n.Steward = to.Slug
+			n.ArchiveKey = wrapped
 		}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -164,8 +165,9 @@ func TestAuthorisationMatrix(t *testing.T) {
 			}
 			return SetCustodiansArgs{Custodians: slices.DeleteFunc(all, func(s string) bool { return s == own })[:2]}
 		}, []string{"inpud-1", "ehrn-1", "tanpud-1", "tanpud-2", "vnpud-1"}, ""},
-		{"hand over tanpud", Handover, func(f *fed, by string) any { return HandoverArgs{Network: "tanpud", Steward: "ehrn"} },
-			[]string{"inpud-1", "ehrn-1", "tanpud-1", "tanpud-2"}, "only nodes of tanpud or of a steward network can hand over the archive of tanpud; vnpud is a member"},
+		{"hand over tanpud", Handover, func(f *fed, by string) any {
+			return HandoverArgs{Network: "tanpud", Steward: "ehrn", ArchiveKey: testWrappedKey}
+		}, []string{"inpud-1", "ehrn-1", "tanpud-1", "tanpud-2"}, "only nodes of tanpud, of its custodians or of a steward network can hand over the archive of tanpud; vnpud is a member"},
 		{"set own addresses", SetAddrs, func(f *fed, by string) any {
 			return SetAddrsArgs{Addrs: []string{"/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/udp/4001/quic-v1"}}
 		}, []string{"inpud-1", "ehrn-1", "tanpud-1", "tanpud-2", "vnpud-1"}, ""},
@@ -357,7 +359,7 @@ func TestVotersFollowRoles(t *testing.T) {
 		{"demote", Demote, NetworkArgs{Network: "ehrn"}, "ehrn is the last active steward network; promote another network to steward before you demote it"},
 		{"suspend", Suspend, NetworkArgs{Network: "ehrn"}, "ehrn is the last active steward network; promote another network to steward before you suspend it"},
 		{"retire", Retire, NetworkArgs{Network: "ehrn"}, "ehrn is the last active steward network; promote another network to steward before you retire it"},
-		{"hand over", Handover, HandoverArgs{Network: "ehrn", Steward: "ehrn"}, "ehrn cannot hand its archive over to itself"},
+		{"hand over", Handover, HandoverArgs{Network: "ehrn", Steward: "ehrn", ArchiveKey: testWrappedKey}, "ehrn cannot hand its archive over to itself"},
 		{"revoke its last node", RevokeNodeKey, RevokeNodeKeyArgs{PeerID: id("ehrn-1")}, "is the last voting node of the federation; add another node to a steward network before you revoke it"},
 	}
 	for _, c := range last {
@@ -557,8 +559,16 @@ func TestSetCustodians(t *testing.T) {
 	}
 }
 
+// testWrappedKey has the shape of an age file, which is all Apply checks.
+var testWrappedKey = []byte("age-encryption.org/v1\n-> ssh-ed25519 AAAA test\nwrapped\n--- mac\nkey")
+
 func TestHandover(t *testing.T) {
 	base := newTestFed(t)
+	// vnpud keeps tanpud's custody copies; susp is suspended and names
+	// tanpud among its custodians.
+	base.must("tanpud-1", SetCustodians, SetCustodiansArgs{Custodians: []string{"vnpud", "inpud"}})
+	base.s.Networks["susp"].Custodians = []string{"tanpud", "vnpud"}
+	key := testWrappedKey
 	cases := []struct {
 		name     string
 		by       string
@@ -566,22 +576,35 @@ func TestHandover(t *testing.T) {
 		sentinel error
 		text     string
 	}{
-		{"own network to a steward", "tanpud-1", HandoverArgs{Network: "tanpud", Steward: "ehrn"}, nil, ""},
-		{"steward retires a suspended network", "inpud-1", HandoverArgs{Network: "susp", Steward: "inpud"}, nil, ""},
-		{"to a member network", "tanpud-1", HandoverArgs{Network: "tanpud", Steward: "vnpud"}, ErrConflict, "vnpud is a member, not a steward network; an archive goes to a steward network"},
-		{"to itself", "inpud-1", HandoverArgs{Network: "inpud", Steward: "inpud"}, ErrInvalidCommand, "inpud cannot hand its archive over to itself"},
-		{"to nowhere", "tanpud-1", HandoverArgs{Network: "tanpud", Steward: "nowhere"}, ErrNotFound, "there is no network nowhere"},
+		{"own network to a steward", "tanpud-1", HandoverArgs{Network: "tanpud", Steward: "ehrn", ArchiveKey: key}, nil, ""},
+		{"steward retires a suspended network", "inpud-1", HandoverArgs{Network: "susp", Steward: "inpud", ArchiveKey: key}, nil, ""},
+		{"custodian of a suspended network", "vnpud-1", HandoverArgs{Network: "susp", Steward: "ehrn", ArchiveKey: key}, nil, ""},
+		{"custodian of an active network", "vnpud-1", HandoverArgs{Network: "tanpud", Steward: "ehrn", ArchiveKey: key}, ErrUnauthorised,
+			"vnpud is a custodian of tanpud, but a custodian can hand over only a network a steward has suspended; tanpud is active"},
+		{"not a custodian", "vnpud-1", HandoverArgs{Network: "inpud", Steward: "ehrn", ArchiveKey: key}, ErrUnauthorised,
+			"only nodes of inpud, of its custodians or of a steward network can hand over the archive of inpud; vnpud is a member"},
+		{"to a member network", "tanpud-1", HandoverArgs{Network: "tanpud", Steward: "vnpud", ArchiveKey: key}, ErrConflict, "vnpud is a member, not a steward network; an archive goes to a steward network"},
+		{"to itself", "inpud-1", HandoverArgs{Network: "inpud", Steward: "inpud", ArchiveKey: key}, ErrInvalidCommand, "inpud cannot hand its archive over to itself"},
+		{"to nowhere", "tanpud-1", HandoverArgs{Network: "tanpud", Steward: "nowhere", ArchiveKey: key}, ErrNotFound, "there is no network nowhere"},
+		{"unknown network", "inpud-1", HandoverArgs{Network: "gone", Steward: "ehrn", ArchiveKey: key}, ErrNotFound, "there is no network gone"},
+		{"no archive key", "tanpud-1", HandoverArgs{Network: "tanpud", Steward: "ehrn"}, ErrInvalidCommand,
+			"the handover of tanpud carries no archive key, so ehrn could not open the archive"},
+		{"key not wrapped", "tanpud-1", HandoverArgs{Network: "tanpud", Steward: "ehrn", ArchiveKey: make([]byte, 32)}, ErrInvalidCommand,
+			"the archive key in the handover of tanpud is not wrapped to ehrn's nodes (it is not an age file)"},
+		{"key too long", "tanpud-1", HandoverArgs{Network: "tanpud", Steward: "ehrn", ArchiveKey: append(slices.Clone(key), make([]byte, MaxWrappedKey)...)}, ErrInvalidCommand,
+			"the wrapped archive key is"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := base.clone()
+			before := snap(t, f.s)
 			err := f.try(c.by, Handover, c.args)
 			if c.sentinel == nil {
 				if err != nil {
 					t.Fatal(err)
 				}
 				n, _ := f.s.Network(c.args.Network)
-				if n.Status != StatusRetired || n.Steward != c.args.Steward {
+				if n.Status != StatusRetired || n.Steward != c.args.Steward || !bytes.Equal(n.ArchiveKey, c.args.ArchiveKey) {
 					t.Errorf("network = %+v", n)
 				}
 				for _, k := range f.s.NodeKeys(c.args.Network) {
@@ -592,8 +615,27 @@ func TestHandover(t *testing.T) {
 				return
 			}
 			wantErr(t, err, c.sentinel, c.text)
+			if !bytes.Equal(before, snap(t, f.s)) {
+				t.Error("a refused handover changed the registry")
+			}
 		})
 	}
+	t.Run("a retired network's custodian cannot move its archive", func(t *testing.T) {
+		f := base.clone()
+		f.must("inpud-1", Handover, HandoverArgs{Network: "susp", Steward: "inpud", ArchiveKey: key})
+		wantErr(t, f.try("vnpud-1", Handover, HandoverArgs{Network: "susp", Steward: "ehrn", ArchiveKey: key}), ErrUnauthorised,
+			"a custodian can hand over only a network a steward has suspended; susp is retired")
+	})
+	t.Run("an old encoding without the key still decodes", func(t *testing.T) {
+		var a HandoverArgs
+		if err := strictUnmarshal([]byte(`{"network":"tanpud","steward":"ehrn"}`), &a); err != nil || a.Network != "tanpud" || a.ArchiveKey != nil {
+			t.Fatalf("decoded %+v, %v", a, err)
+		}
+		b, _ := json.Marshal(HandoverArgs{Network: "tanpud", Steward: "ehrn"})
+		if string(b) != `{"network":"tanpud","steward":"ehrn"}` {
+			t.Fatalf("encoded without a key as %s", b)
+		}
+	})
 }
 
 func TestSetAddrs(t *testing.T) {

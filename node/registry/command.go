@@ -182,10 +182,15 @@ type (
 		Custodians []string `json:"custodians"`
 	}
 	// HandoverArgs retire Network and name the steward network that holds
-	// its archive.
+	// its archive. ArchiveKey is the retired network's archive key wrapped
+	// with age to every current node key of the steward network (ssh-ed25519
+	// recipients, as offline bundles are): only the steward's nodes can
+	// unwrap it, and with it open the custody copies. Encodings made before
+	// it existed still decode (omitempty); Apply refuses a handover without it.
 	HandoverArgs struct {
-		Network string `json:"network"`
-		Steward string `json:"steward"`
+		Network    string `json:"network"`
+		Steward    string `json:"steward"`
+		ArchiveKey []byte `json:"archive_key,omitempty"`
 	}
 	// SetAddrsArgs replace the proposer's own listen multiaddrs.
 	SetAddrsArgs struct {

@@ -66,8 +66,11 @@
 //	suspend, reinstate, retire, promote, demote   a steward
 //	put-template     a steward; a later version must keep every item id
 //	set-custodians   a node of the network, for its own network
-//	handover         a node of that network, or a steward: retires it and
-//	                 names the steward network that holds its archive
+//	handover         a node of that network, or a steward, or a node of one
+//	                 of its custodians once a steward suspended it: retires
+//	                 it, names the steward network that holds its archive
+//	                 and carries the archive key wrapped to that network's
+//	                 node keys (see planHandover)
 //	set-addrs        any member node, for its own addresses
 //
 // No command may leave the federation without a voter: suspending,
@@ -135,6 +138,11 @@
 //     and a member changing its own level or parent is refused.
 //   - Retired is final; only a suspended network can be reinstated.
 //     Custodians may be any other active network, steward or member.
+//   - A handover must carry the archive key wrapped to the steward's nodes
+//     (HandoverArgs.ArchiveKey, at most MaxWrappedKey bytes, shaped as an
+//     age file); the registry keeps it with the retired network. Older
+//     encodings still decode, but a handover without the key is refused:
+//     no release had a command that proposed one, so no log holds one.
 //   - Limits: 16 live keys per network, 16 addresses of at most 256 bytes,
 //     2 to 16 custodians, 256 open invites, invites of at most 30 days,
 //     256 templates and 256 versions each, 1 MiB per command.

@@ -47,7 +47,7 @@ func buildLog(t *testing.T) []logEntry {
 	add("ehrn-1", Promote, NetworkArgs{Network: "tanpud"})
 	add("ehrn-1", PutTemplate, PutTemplateArgs{Template: smallTemplate("local", "1", "a")})
 	add("ehrn-1", PutTemplate, PutTemplateArgs{Template: smallTemplate("local", "2", "b")}) // refused: drops a
-	add("inpud-1", Handover, HandoverArgs{Network: "vnpud", Steward: "ehrn"})
+	add("inpud-1", Handover, HandoverArgs{Network: "vnpud", Steward: "ehrn", ArchiveKey: testWrappedKey})
 	return log
 }
 

@@ -42,7 +42,7 @@ func FuzzApply(f *testing.F) {
 		{0, Demote, NetworkArgs{Network: "ehrn"}},
 		{0, PutTemplate, PutTemplateArgs{Template: smallTemplate("test", "2", "a", "b", "c", "d")}},
 		{2, SetCustodians, SetCustodiansArgs{Custodians: []string{"inpud", "tanpud"}}},
-		{1, Handover, HandoverArgs{Network: "tanpud", Steward: "inpud"}},
+		{1, Handover, HandoverArgs{Network: "tanpud", Steward: "inpud", ArchiveKey: testWrappedKey}},
 		{2, SetAddrs, SetAddrsArgs{Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}}},
 		{5, Genesis, GenesisArgs{Network: profile("rival", "global")}},
 	}

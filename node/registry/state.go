@@ -48,6 +48,9 @@ type Network struct {
 	// Steward is the steward network holding this network's archive after a
 	// handover; empty until then.
 	Steward string `json:"steward,omitempty"`
+	// ArchiveKey is the network's archive key as the handover carried it,
+	// wrapped (age) to the steward network's node keys; empty until then.
+	ArchiveKey []byte `json:"archive_key,omitempty"`
 	// Custodians are the networks that keep encrypted copies of this
 	// network's records, private ones included.
 	Custodians []string `json:"custodians,omitempty"`
@@ -287,6 +290,7 @@ func (s *State) Clone() *State {
 func cloneNetwork(n *Network) Network {
 	c := *n
 	c.Custodians = slices.Clone(n.Custodians)
+	c.ArchiveKey = slices.Clone(n.ArchiveKey)
 	return c
 }
 
