@@ -152,11 +152,24 @@ func (r *Registry) handlePropose(s network.Stream) {
 		writeAnswer(s, registry.Result{}, fmt.Errorf("%w: this node is not the registry leader", ErrNoLeader))
 		return
 	}
+	// The command may end the proposer's membership (a network handing
+	// over its own archive retires itself), and the follower goroutine
+	// then closes its connection: hold it open until the proposer has
+	// read the answer and closed its end, then let Enforce close it.
+	release := r.gater.Hold(s.Conn().RemotePeer())
+	defer func() { release(); r.notify() }()
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ApplyTimeout)
 	defer cancel()
 	res, err, _ := r.submitOnce(ctx, sc)
 	writeAnswer(s, res, err)
+	s.CloseWrite()
+	s.SetReadDeadline(time.Now().Add(answerDrain))
+	io.Copy(io.Discard, io.LimitReader(s, 1)) // until the proposer's EOF
 }
+
+// answerDrain bounds how long the leader waits for a proposer to read its
+// answer and close the stream.
+const answerDrain = 2 * time.Second
 
 // readRequest reads the one request frame of a propose or join stream,
 // under the apply timeout; on failure it resets the stream.

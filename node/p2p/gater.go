@@ -32,6 +32,7 @@ type Gater struct {
 	mu        sync.Mutex
 	maxGuests int
 	guests    map[peer.ID]time.Time // guest -> when it was admitted
+	held      map[peer.ID]int       // see Hold: peers Enforce leaves connected for now
 	net       network.Network       // set by New; nil until then
 
 	refusedPeerDial  atomic.Uint64
@@ -213,7 +214,7 @@ func (g *Gater) Enforce(h host.Host) int {
 			g.forgetGuest(p)
 			continue
 		}
-		if g.keepGuest(p) {
+		if g.keepGuest(p) || g.isHeld(p) {
 			continue
 		}
 		_ = h.Network().ClosePeer(p)
@@ -221,6 +222,38 @@ func (g *Gater) Enforce(h host.Host) int {
 		closed++
 	}
 	return closed
+}
+
+// Hold keeps Enforce from closing p's connections until release is
+// called, so that an answer already being written reaches it: the
+// registry leader holds a proposer while it answers, because the change
+// it answers may be the one that ends the proposer's membership (a
+// network retiring itself by handing over its archive). The gater still
+// refuses p's new streams and connections at once. Call Enforce after
+// release to close what the hold kept open.
+func (g *Gater) Hold(p peer.ID) (release func()) {
+	g.mu.Lock()
+	if g.held == nil {
+		g.held = map[peer.ID]int{}
+	}
+	g.held[p]++
+	g.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			g.mu.Lock()
+			if g.held[p]--; g.held[p] <= 0 {
+				delete(g.held, p)
+			}
+			g.mu.Unlock()
+		})
+	}
+}
+
+func (g *Gater) isHeld(p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.held[p] > 0
 }
 
 // keepGuest reports whether p is a guest within the current bound; a
