@@ -63,7 +63,7 @@ func (r *replication) reject(id peer.ID, reason cairnsync.Reason, atOnce bool) b
 	ps := r.stateLocked(id)
 	ps.Rejected++
 	ps.Rejections[reason]++
-	if reason != cairnsync.ReasonStale { // honest relays send older versions too
+	if reason != cairnsync.ReasonStale && reason != cairnsync.ReasonRolledBack { // honest relays send older versions too (rollback.go)
 		ps.streak++
 	}
 	drop := atOnce || ps.streak >= r.n.cfg.Sync.DropAfter
