@@ -511,7 +511,7 @@ func printHistory(w io.Writer, hs []recordView) error {
 	}
 	fmt.Fprintln(w, "Noticed as versions arrived:")
 	for _, e := range hs[len(hs)-1].Events {
-		from := "this node"
+		from := "this node (its own write or an import)"
 		if e.Peer != "" {
 			from = "node " + shortID(e.Peer)
 			if e.Network != "" {
