@@ -24,7 +24,9 @@ import (
 //     a new version, which follows the winner.
 //   - A broken chain: a version whose Prev is not the hash of any version
 //     with the number before it, while the store holds at least one
-//     version with that number. (When the store holds no such version it
+//     version with that number. A version that names no predecessor at
+//     all is not checked: it claims nothing (data written before versions
+//     named their predecessor). (When the store holds no such version it
 //     cannot tell: a receiver keeps the current version of another
 //     network's record, not its whole history.) It means a fork exists
 //     that this node has not seen, or a version that skips one.
@@ -46,6 +48,13 @@ func eventsKey(id string) []byte { return []byte(pfxEvents + id) }
 
 // MaxEvents is how many events the store keeps per record.
 const MaxEvents = 20
+
+// maxEventsPerPut bounds the events one Put notes, so that a group of
+// MaxBatch versions that all fork still fits in one transaction. Forks
+// past it are still reported (PutResult.Forks, so counted per peer) and
+// marked in histories (Marks works from the versions themselves); only
+// their event (who delivered them, when) is not kept.
+const maxEventsPerPut = 32
 
 // Event kinds.
 const (
@@ -132,7 +141,7 @@ func Marks(hs []Stored) []Mark {
 			}
 			out[i].Fork = f
 		}
-		if before := byVersion[p.Version-1]; p.Version > 1 && len(before) > 0 {
+		if before := byVersion[p.Version-1]; p.Version > 1 && p.Prev != "" && len(before) > 0 {
 			follows := false
 			for _, j := range before {
 				follows = follows || hs[j].Hash == p.Prev
@@ -258,7 +267,10 @@ func (w *putTxn) chainCheck(r *decoded, cur current, hasCur, conflict bool) (Eve
 		// current one has the highest number held): nothing to check.
 		return Event{}, nil
 	}
-	if cur.Version == p.Version-1 && cur.Hash == p.Prev {
+	if p.Prev == "" || (cur.Version == p.Version-1 && cur.Hash == p.Prev) {
+		// Following the current version; or naming no predecessor at
+		// all, which claims nothing to check (versions written before
+		// versions named their predecessor).
 		return Event{}, nil
 	}
 	before, err := versionHashes(w.txn, p.ID, p.Version-1)

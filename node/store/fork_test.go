@@ -153,6 +153,16 @@ func TestBrokenChain(t *testing.T) {
 		t.Fatalf("the stray version is marked %+v; want a broken chain only", m)
 	}
 
+	// A version 2 that names no predecessor claims nothing: not checked.
+	bare := idAt(time.Unix(1_800_000_000, 0), 8)
+	mustPut(t, s, chain(t, bare, 1)...)
+	if res := mustPut(t, s, sealRec(t, rec{id: bare, kind: model.KindPriority, version: 2})); len(res.Forks) != 0 {
+		t.Fatalf("a version 2 naming no predecessor reported %+v", res.Forks)
+	}
+	if hs, ms := marksOf(t, s, bare); ms[hs[1].Hash].BrokenChain {
+		t.Fatal("a version 2 naming no predecessor is marked a broken chain")
+	}
+
 	// A receiver holding only version 5 of another record: nothing to say.
 	other := idAt(time.Unix(1_800_000_000, 0), 4)
 	five := chain(t, other, 5)[4]
@@ -204,5 +214,43 @@ func TestEventsBounded(t *testing.T) {
 	}
 	if err := s.AddEvents([]string{id, other}, []Event{{}}); err == nil {
 		t.Fatal("AddEvents took two ids for one event")
+	}
+}
+
+// TestForkEventsPerPutBounded: a Put of many forks reports and marks them
+// all, and notes at most maxEventsPerPut events.
+func TestForkEventsPerPutBounded(t *testing.T) {
+	s := openStore(t, t.TempDir(), testConfig())
+	const n = maxEventsPerPut + 8
+	var ids []string
+	var firsts, twins []model.Envelope
+	for i := range n {
+		id := idAt(time.Unix(1_800_000_000, 0), uint64(100+i))
+		ids = append(ids, id)
+		v1 := unsignedRec(t, rec{id: id, kind: model.KindPriority})
+		firsts = append(firsts, v1)
+		twins = append(twins, unsignedRec(t, rec{id: id, kind: model.KindPriority, note: "twin"}))
+	}
+	mustPut(t, s, firsts...)
+	res := mustPut(t, s, twins...)
+	if len(res.Stored) != n || len(res.Forks) != n {
+		t.Fatalf("stored %d, forks %d; want %d of each", len(res.Stored), len(res.Forks), n)
+	}
+	noted := 0
+	for _, id := range ids {
+		evs, err := s.Events(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		noted += len(evs)
+		_, ms := marksOf(t, s, id)
+		for h, m := range ms {
+			if m.Fork == nil || len(m.Fork.Versions) != 2 {
+				t.Fatalf("record %s version %s is not marked a fork of its two versions 1: %+v", id, h[:8], m)
+			}
+		}
+	}
+	if noted != maxEventsPerPut {
+		t.Fatalf("%d events noted, want %d", noted, maxEventsPerPut)
 	}
 }

@@ -165,7 +165,7 @@ func (s *Store) put(recs []decoded, refuseOlder bool) (PutResult, error) {
 	if len(res.Stored) == 0 {
 		return res, nil // only duplicates: nothing to write
 	}
-	for _, f := range w.forks {
+	for _, f := range w.forks[:min(len(w.forks), maxEventsPerPut)] {
 		if err := addEvent(txn, f.ID, f.Event); err != nil {
 			return PutResult{}, fmt.Errorf("note a fork of record %s: %w", f.ID, err)
 		}
