@@ -17,6 +17,7 @@ import (
 
 	"github.com/inpud/cairn/model"
 	"github.com/inpud/cairn/node/records"
+	"github.com/inpud/cairn/node/store"
 )
 
 func allowIdentifiersFlag() cli.Flag {
@@ -401,23 +402,7 @@ func recordCommand() *cli.Command {
 					if wantJSON(c) {
 						return printJSON(c.App.Writer, hs)
 					}
-					tw := table(c.App.Writer)
-					fmt.Fprintln(tw, "VERSION\tUPDATED\tAUTHOR\tAUDIENCE\tSTATE\tHASH")
-					for _, h := range hs {
-						state := "current"
-						switch {
-						case h.Deleted:
-							state = "deleted"
-						case h.Withdrawn:
-							state = "withdrawn; kept by " + h.Keep
-						case h.TakenBack:
-							state = "body taken back by its origin (by " + h.TakenBackBy[:min(16, len(h.TakenBackBy))] + ")"
-						case h.Hash != hs[len(hs)-1].Hash:
-							state = "earlier"
-						}
-						fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", h.Version, h.Updated.Format("2006-01-02 15:04:05"), shortID(h.Author), h.Audience, state, h.Hash[:16])
-					}
-					return tw.Flush()
+					return printHistory(c.App.Writer, hs)
 				},
 			},
 			{
@@ -468,4 +453,119 @@ func jsonLineError(name string, b []byte, err error) error {
 		return fmt.Errorf("%s: line %d: %s should be %s", name, lineOf(b, te.Offset), te.Field, te.Type)
 	}
 	return nil
+}
+
+// printHistory is `cairn record history` as text: one line per version,
+// then the forks and broken chains among them, then the events the node
+// noted about the record's chain (on the last entry).
+func printHistory(w io.Writer, hs []recordView) error {
+	tw := table(w)
+	fmt.Fprintln(tw, "VERSION\tUPDATED\tAUTHOR\tAUDIENCE\tSTATE\tHASH")
+	for _, h := range hs {
+		state := "current"
+		switch {
+		case h.Deleted:
+			state = "deleted"
+		case h.Withdrawn:
+			state = "withdrawn; kept by " + h.Keep
+		case h.TakenBack:
+			state = "body taken back by its origin (by " + h.TakenBackBy[:min(16, len(h.TakenBackBy))] + ")"
+		case h.Hash != hs[len(hs)-1].Hash:
+			state = "earlier"
+		}
+		if h.Fork != nil {
+			state += "; fork"
+		}
+		if h.BrokenChain {
+			state += "; broken chain"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", h.Version, h.Updated.Format("2006-01-02 15:04:05"), shortID(h.Author), h.Audience, state, h.Hash[:min(16, len(h.Hash))])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	shown := map[string]bool{}
+	for _, h := range hs {
+		if f := h.Fork; f != nil && !shown[strings.Join(f.Versions, ",")] {
+			shown[strings.Join(f.Versions, ",")] = true
+			vs := make([]string, len(f.Versions))
+			for i, v := range f.Versions {
+				vs[i] = shortHash(v)
+			}
+			if f.Prev != "" {
+				both := "all"
+				if len(vs) == 2 {
+					both = "both"
+				}
+				fmt.Fprintf(w, "fork: versions %s %s follow %s; the current one wins until a new version resolves the fork\n", joinAnd(vs), both, shortHash(f.Prev))
+			} else {
+				fmt.Fprintf(w, "fork: versions %s have the same number %d; the current one wins until a new version resolves the fork\n", joinAnd(vs), h.Version)
+			}
+		}
+		if h.BrokenChain {
+			fmt.Fprintf(w, "broken chain: version %d (%s) follows %s, which is none of the versions %d this node holds\n", h.Version, shortHash(h.Hash), prevOf(h.Prev), h.Version-1)
+		}
+	}
+	if len(hs) == 0 || len(hs[len(hs)-1].Events) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "Noticed as versions arrived:")
+	for _, e := range hs[len(hs)-1].Events {
+		from := "this node (its own write or an import)"
+		if e.Peer != "" {
+			from = "node " + shortID(e.Peer)
+			if e.Network != "" {
+				from += " (" + e.Network + ")"
+			}
+		}
+		var what string
+		switch e.Kind {
+		case store.EventRolledBack:
+			what = fmt.Sprintf("refused version %d (%s) from %s: rolled back, it had served version %d before", e.Version, shortHash(e.Hash), from, e.Held)
+		case store.EventFork:
+			what = fmt.Sprintf("stored version %d (%s) from %s: a fork of %s", e.Version, shortHash(e.Hash), from, joinAnd(shortHashes(e.Others)))
+		case store.EventBrokenChain:
+			what = fmt.Sprintf("stored version %d (%s) from %s: it follows %s, none of the versions %d held (%s)", e.Version, shortHash(e.Hash), from, prevOf(e.Prev), e.Version-1, joinAnd(shortHashes(e.Others)))
+		default:
+			what = fmt.Sprintf("%s: version %d (%s) from %s", e.Kind, e.Version, shortHash(e.Hash), from)
+		}
+		fmt.Fprintf(w, "  %s  %s\n", e.At.Local().Format("2006-01-02 15:04:05"), what)
+	}
+	return nil
+}
+
+// shortHash is the start of a version hash, enough to tell versions apart.
+func shortHash(h string) string {
+	if len(h) > 8 {
+		return h[:8] + "…"
+	}
+	return h
+}
+
+func shortHashes(hs []string) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = shortHash(h)
+	}
+	return out
+}
+
+// joinAnd is "a", "a and b", or "a, b and c".
+func joinAnd(s []string) string {
+	switch len(s) {
+	case 0:
+		return "none"
+	case 1:
+		return s[0]
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
+}
+
+// prevOf names the version a version follows: its short hash, or "no
+// version" for one that names none.
+func prevOf(h string) string {
+	if h == "" {
+		return "no version"
+	}
+	return shortHash(h)
 }

@@ -97,7 +97,7 @@ func syncCommand() *cli.Command {
 func peersCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "peers",
-		Usage: "member nodes this node replicates with: address, network, last pull, lag, records received and rejected",
+		Usage: "member nodes this node replicates with: address, network, last pull, lag, records received and rejected (rolled-back: an older version than it served before), forks it delivered",
 		Action: func(c *cli.Context) error {
 			var ps []node.PeerState
 			if err := call(c, "GET", "/v1/peers", nil, &ps); err != nil {
@@ -117,7 +117,7 @@ func printPeers(c *cli.Context, ps []node.PeerState) error {
 		return nil
 	}
 	tw := table(c.App.Writer)
-	fmt.Fprintln(tw, "NETWORK\tNODE\tADDRESS\tLAST PULL\tLAG\tRECEIVED\tREJECTED\tPROBLEM")
+	fmt.Fprintln(tw, "NETWORK\tNODE\tADDRESS\tLAST PULL\tLAG\tRECEIVED\tREJECTED\tFORKS\tPROBLEM")
 	for _, p := range ps {
 		addr := p.Address
 		if !p.Connected {
@@ -131,7 +131,7 @@ func printPeers(c *cli.Context, ps []node.PeerState) error {
 		if time.Now().Before(p.DroppedUntil) {
 			problem = fmt.Sprintf("dropped for %s until %s", p.DropReason, p.DroppedUntil.Local().Format("15:04:05"))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", p.Network, shortID(p.ID), addr, last, p.Lag, p.Received, rejected(p), problem)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\n", p.Network, shortID(p.ID), addr, last, p.Lag, p.Received, rejected(p), p.Forks, problem)
 	}
 	return tw.Flush()
 }

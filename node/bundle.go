@@ -394,7 +394,7 @@ func (n *Node) ImportBundle(b []byte) (BundleResult, error) {
 	}
 	// The receiver's checks, as sync runs them: signature, time, body,
 	// author's key in the registry, audience, stale versions.
-	sink := recordSink{n: n, r: n.repl}
+	sink := recordSink{n: n, r: n.repl, offline: true}
 	commit, c, err := sink.Check(from, envs)
 	if err != nil {
 		return BundleResult{}, bundleErr("the bundle holds a record this node refuses (%v); nothing was stored", err)

@@ -26,9 +26,11 @@ import (
 //     skew), a body this node's rules refuse (a template not here yet),
 //     stalled (a slow link). After Config.Sync.DropAfter of these in a
 //     row from one peer, with no version accepted in between, the peer is
-//     dropped too. Stale (an older version than the one held) only
-//     counts, never towards that run: relays send versions in the order
-//     they received them.
+//     dropped too. Stale (an older version than the one held) and
+//     rolled-back (older than one the same peer served before,
+//     rollback.go) only count, never towards that run: relays send
+//     versions in the order they received them, and a restored node
+//     serves its feed anew.
 //
 // Dropping closes every connection to the peer and stops pulling from it
 // for Config.Sync.DropBackoff. The node still serves it (what it may see)
@@ -63,7 +65,7 @@ func (r *replication) reject(id peer.ID, reason cairnsync.Reason, atOnce bool) b
 	ps := r.stateLocked(id)
 	ps.Rejected++
 	ps.Rejections[reason]++
-	if reason != cairnsync.ReasonStale { // honest relays send older versions too
+	if reason != cairnsync.ReasonStale && reason != cairnsync.ReasonRolledBack { // honest relays send older versions too (rollback.go)
 		ps.streak++
 	}
 	drop := atOnce || ps.streak >= r.n.cfg.Sync.DropAfter

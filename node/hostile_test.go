@@ -502,9 +502,10 @@ func TestHostileReplayedOlderVersion(t *testing.T) {
 		t.Fatalf("the round with v3: %+v", ps)
 	}
 	// Then v2, which it never held, is replayed with v3 again, twice. v2
-	// is refused as stale and not stored (it could never be current); v3
-	// is a copy of what it holds, neither stored nor refused. Stale counts
-	// but never drops the peer: an honest relay sends older versions too.
+	// is refused as rolled back (the rogue served v3 before; a peer that
+	// never did would get stale) and not stored (it could never be
+	// current); v3 is a copy of what it holds, neither stored nor refused.
+	// It counts but never drops the peer (rollback.go).
 	for i := range 2 {
 		f.serveEnvelopes(v2.Envelope, v3.Envelope)
 		if ps := f.syncVictim(t); ps.Stored != 0 || ps.Rejected != 1 || ps.Error != "" {
@@ -538,7 +539,7 @@ func TestHostileReplayedOlderVersion(t *testing.T) {
 	if cur, err := f.victim.store.Get(id); err != nil || cur.Hash != fork.Hash() {
 		t.Fatalf("current after the conflict: %v, %v; want the later v3", cur.Hash, err)
 	}
-	f.refused(t, cairnsync.ReasonStale, 2, false)
+	f.refused(t, cairnsync.ReasonRolledBack, 2, false)
 	f.honestStillArrives(t, false)
 }
 

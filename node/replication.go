@@ -36,11 +36,12 @@ type replication struct {
 	wg     stdsync.WaitGroup // the periodic round, the notify loop and pulls after notifies
 
 	mu        stdsync.Mutex
-	closed    bool                   // guarded by mu; no goroutine starts once set
-	peers     map[peer.ID]*PeerState // guarded by mu
-	pulling   map[peer.ID]bool       // guarded by mu: a pull after a notify runs
-	again     map[peer.ID]bool       // guarded by mu: and must run once more
-	lastRound time.Time              // guarded by mu
+	closed    bool                          // guarded by mu; no goroutine starts once set
+	peers     map[peer.ID]*PeerState        // guarded by mu
+	pulling   map[peer.ID]bool              // guarded by mu: a pull after a notify runs
+	again     map[peer.ID]bool              // guarded by mu: and must run once more
+	servedBy  map[peer.ID]map[string]uint64 // guarded by mu: newest version served, per peer and record (rollback.go)
+	lastRound time.Time                     // guarded by mu
 }
 
 // PeerState is what this node knows of its replication with one member node.
@@ -66,13 +67,19 @@ type PeerState struct {
 	Drops        int              `json:"drops"`
 	DroppedUntil time.Time        `json:"dropped_until,omitzero"`
 	DropReason   cairnsync.Reason `json:"drop_reason,omitempty"`
+	// Forks counts the versions the peer delivered that forked their
+	// record: another version of it held follows the same version, or has
+	// the same number (node/store/fork.go). They are stored, not refused,
+	// and never drop the peer; the record's history shows the fork.
+	Forks int `json:"forks"`
 
 	streak int // refusals in a row that an honest node can cause too
 }
 
 func newReplication(n *Node) (*replication, error) {
 	r := &replication{n: n, interval: n.cfg.SyncInterval,
-		peers: map[peer.ID]*PeerState{}, pulling: map[peer.ID]bool{}, again: map[peer.ID]bool{}}
+		peers: map[peer.ID]*PeerState{}, pulling: map[peer.ID]bool{}, again: map[peer.ID]bool{},
+		servedBy: map[peer.ID]map[string]uint64{}}
 	sc := n.cfg.Sync
 	srv, err := cairnsync.NewPullServer(storeFeed{n.store}, registryMembers{n},
 		cairnsync.PullConfig{RequestTimeout: sc.RequestTimeout, WriteTimeout: sc.WriteTimeout, Faults: r})

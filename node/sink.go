@@ -19,6 +19,10 @@ import (
 type recordSink struct {
 	n *Node
 	r *replication
+	// offline: the versions come in a bundle (bundle.go), not a pull.
+	// Bundles may be imported in any order, so what a sender served
+	// before is not remembered or held against it (no rolled-back).
+	offline bool
 }
 
 // errAuthorUnknown makes the Puller offer a batch again later: its author's
@@ -86,17 +90,28 @@ func (s recordSink) Check(from peer.ID, envs []model.Envelope) (func() (cairnsyn
 		return nil, c, fmt.Errorf("%w: %s", errAuthorUnknown, unknown)
 	}
 	good := make([]store.Opened, 0, len(checked))
+	var rolled rollbacks
+	defer func() { s.note(from, rolled) }()
+	network := s.r.networkOf(from)
 	for i, ch := range checked {
+		reason := ch.v.reason
+		if (ch.v.held || reason == "" || reason == cairnsync.ReasonStale) && !s.offline {
+			// Only versions that passed the checks count as served (rollback.go).
+			if newer := s.r.served(from, ch.p.ID, ch.p.Version); newer > 0 && !ch.v.held {
+				reason = cairnsync.ReasonRolledBack
+				rolled.add(ch.p, envs[i].Hash(), newer)
+			}
+		}
 		switch {
 		case ch.v.held:
 			c.Duplicates++
-		case ch.v.reason == "":
+		case reason == "":
 			s.r.accept(from)
-			good = append(good, store.Opened{Env: envs[i], Payload: ch.p, Body: ch.body})
+			good = append(good, store.Opened{Env: envs[i], Payload: ch.p, Body: ch.body, From: from.String(), FromNetwork: network})
 		default:
-			c.Reject(ch.v.reason)
-			if s.r.reject(from, ch.v.reason, ch.v.atOnce) {
-				return nil, c, fmt.Errorf("%w: %s", errDropped, ch.v.reason)
+			c.Reject(reason)
+			if s.r.reject(from, reason, ch.v.atOnce) {
+				return nil, c, fmt.Errorf("%w: %s", errDropped, reason)
 			}
 		}
 	}
@@ -114,6 +129,7 @@ func (s recordSink) Check(from peer.ID, envs []model.Envelope) (func() (cairnsyn
 				c.Reject(cairnsync.ReasonStale)
 				s.r.reject(from, cairnsync.ReasonStale, false) // never drops
 			}
+			s.r.forked(from, res.Forks)
 			good = good[k:]
 		}
 		return c, nil

@@ -34,6 +34,13 @@ const (
 	// record, and not one it holds already: a replayed older version. It
 	// could never become current, so it is not stored.
 	ReasonStale Reason = "stale"
+	// ReasonRolledBack: a version older than one the same peer served
+	// this node before (since this node started): the peer went back on
+	// what it said was the newest. It is refused and not stored, and the
+	// record's history notes it. A node that holds the newer version from
+	// elsewhere and never had it from this peer counts an older one as
+	// stale instead: relays hold versions they received out of order.
+	ReasonRolledBack Reason = "rolled-back"
 	// ReasonOversizedFrame: a frame (or an envelope in it) larger than the
 	// protocol allows.
 	ReasonOversizedFrame Reason = "oversized-frame"
@@ -47,7 +54,7 @@ const (
 // Reasons lists every reason, in the order people are shown them.
 var Reasons = []Reason{
 	ReasonBadSignature, ReasonUnknownKey, ReasonRevokedKey, ReasonOutsideAudience, ReasonMalformed,
-	ReasonFutureTimestamp, ReasonStale, ReasonOversizedFrame, ReasonMalformedFrame, ReasonStalled,
+	ReasonFutureTimestamp, ReasonStale, ReasonRolledBack, ReasonOversizedFrame, ReasonMalformedFrame, ReasonStalled,
 }
 
 // FaultOf says whether err, from Pull or CatchUp, was the peer's fault and

@@ -27,6 +27,7 @@ type Store interface {
 	Put(envs ...model.Envelope) (store.PutResult, error)
 	Get(id string) (store.Stored, error)
 	History(id string) ([]store.Stored, error)
+	Events(id string) ([]store.Event, error)
 	List(q store.Query) ([]store.Stored, error)
 	MaxHLC() model.HLC
 }
@@ -104,6 +105,20 @@ type Record struct {
 	Seq         uint64               `json:"seq"`
 	Body        any                  `json:"body,omitempty"`
 	Scores      []model.SectionScore `json:"scores,omitempty"` // audits: per section
+	// Fork, in a history only: this version and others held follow the
+	// same version, or share its number (store.Marks). Both are kept; the
+	// current one is the winner by model.Wins, and a new version resolves
+	// the fork.
+	Fork *store.Fork `json:"fork,omitempty"`
+	// BrokenChain, in a history only: the node holds versions with the
+	// number before this one's, and this one follows none of them.
+	BrokenChain bool `json:"broken_chain,omitempty"`
+	// Events, in a history only and only on its last entry (the current
+	// version): what this node noticed about the record's chain as
+	// versions arrived, oldest first, at most store.MaxEvents: rolled-back
+	// versions it refused, and forks and broken chains it stored, each
+	// with the peer that delivered it and when.
+	Events []store.Event `json:"events,omitempty"`
 }
 
 func (s *Service) view(st store.Stored) Record {
@@ -171,10 +186,17 @@ func (s *Service) History(id string) ([]Record, error) {
 	if len(hs) == 0 {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
+	evs, err := s.st.Events(id)
+	if err != nil {
+		return nil, err
+	}
+	marks := store.Marks(hs)
 	out := make([]Record, len(hs))
 	for i, h := range hs {
 		out[i] = s.view(h)
+		out[i].Fork, out[i].BrokenChain = marks[i].Fork, marks[i].BrokenChain
 	}
+	out[len(out)-1].Events = evs
 	return out, nil
 }
 

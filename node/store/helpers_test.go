@@ -73,6 +73,7 @@ type rec struct {
 	note     string         // varies the body
 	unsigned bool           // dummy signature (unsignedRec)
 	audience model.Audience // default members
+	prev     string         // the hash of the version it follows
 }
 
 // sealRec signs r with the key of its author.
@@ -126,6 +127,7 @@ func sealRecErr(r rec) (model.Envelope, error) {
 		HLC:      r.hlc,
 		Audience: r.audience,
 		Deleted:  r.deleted,
+		Prev:     r.prev,
 	}
 	if p.Audience == nil {
 		p.Audience = model.Audience{"members"}

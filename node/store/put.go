@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	badger "github.com/dgraph-io/badger"
 
@@ -31,6 +32,9 @@ type PutResult struct {
 	// versions it did not store because the store held a newer version of
 	// their record when the call began.
 	Older []int
+	// Forks lists the versions this call stored that fork their record or
+	// break its chain (fork.go), each with the event noted for it.
+	Forks []ForkOf
 }
 
 // decoded is an envelope with what Put needs from it.
@@ -39,6 +43,8 @@ type decoded struct {
 	p    model.Payload
 	hash string
 	tmpl string // indexable template ref, "" for none
+	from string // for PutOpened: the peer that delivered it (Opened.From)
+	net  string // and its network
 }
 
 // Put stores envelopes in one transaction: either all of them are stored
@@ -68,6 +74,10 @@ type Opened struct {
 	// Body is optional: Payload's body as model.DecodeBody returned it,
 	// so the store need not decode it for an audit's template.
 	Body any
+	// From and FromNetwork name the peer (node ID) that delivered the
+	// version, and its network, for the events a fork notes (fork.go);
+	// empty for this node's own.
+	From, FromNetwork string
 }
 
 // PutOpened is Put for envelopes a receiver has opened and checked
@@ -88,6 +98,7 @@ func (s *Store) PutOpened(ops ...Opened) (PutResult, error) {
 		if err != nil {
 			return PutResult{}, fmt.Errorf("store records: envelope %d of %d: %w", i+1, len(ops), err)
 		}
+		r.from, r.net = o.From, o.FromNetwork
 		recs[i] = r
 	}
 	return s.put(recs, true)
@@ -154,6 +165,12 @@ func (s *Store) put(recs []decoded, refuseOlder bool) (PutResult, error) {
 	if len(res.Stored) == 0 {
 		return res, nil // only duplicates: nothing to write
 	}
+	for _, f := range w.forks[:min(len(w.forks), maxEventsPerPut)] {
+		if err := addEvent(txn, f.ID, f.Event); err != nil {
+			return PutResult{}, fmt.Errorf("note a fork of record %s: %w", f.ID, err)
+		}
+	}
+	res.Forks = w.forks
 
 	counts := s.countsAfter(w.delta)
 	if err := w.meta(counts); err != nil {
@@ -196,6 +213,7 @@ type putTxn struct {
 	head   uint64
 	maxHLC model.HLC
 	delta  map[model.Kind]int // change of the non-deleted current count per kind
+	forks  []ForkOf           // forks and broken chains stored (chainCheck)
 }
 
 // put adds one version to the transaction.
@@ -225,6 +243,14 @@ func (w *putTxn) put(r *decoded) (st Stored, dup, conflict bool, err error) {
 				return Stored{}, false, false, err
 			}
 		}
+	}
+	ev, err := w.chainCheck(r, cur, hasCur, conflict)
+	if err != nil {
+		return Stored{}, false, false, err
+	}
+	if ev.Kind != "" {
+		ev.At, ev.Peer, ev.Network = time.Now().UTC(), r.from, r.net
+		w.forks = append(w.forks, ForkOf{ID: id, Event: ev})
 	}
 
 	w.head++
