@@ -32,10 +32,10 @@ type StreamLimits struct {
 	Burst int
 }
 
-// DefaultStreamLimits returns the per-peer limits a node uses: 4 streams
+// DefaultStreamLimits returns the per-peer limits a node uses: 8 streams
 // at once per protocol, 100 new streams a second with bursts of 200.
 func DefaultStreamLimits() StreamLimits {
-	return StreamLimits{Streams: 4, Rate: 100, Burst: 200}
+	return StreamLimits{Streams: 8, Rate: 100, Burst: 200}
 }
 
 // Validate says, in one sentence, what is wrong with l, or returns nil.
