@@ -187,23 +187,26 @@ func TestHostilePeerBarrage(t *testing.T) {
 		}
 	}()
 
-	// Phase 1: streams the attacker opens. The flood first: 1,000 pull
-	// streams at once, half silent, half garbage.
-	var flood stdsync.WaitGroup
-	for i := range 1000 {
-		att.tried.Add(1)
-		flood.Go(func() {
-			if i%2 == 0 {
-				att.stream(ctx, cairnsync.PullProtocol, nil) // never writes
-			} else {
-				att.stream(ctx, cairnsync.PullProtocol, []byte("\xff\xfegarbage, not a frame\x00\x01"))
-			}
-		})
+	// Phase 1: streams the attacker opens. First a flood: 1,000 pull
+	// streams opened at once that never write (the resource manager lets
+	// 16 through, the stream limiter 8 of those; they stall), then 100 at
+	// once that write garbage (the first one read drops the attacker; the
+	// rest find the connection closed, or reconnect and are dropped again).
+	flood := func(n int, b []byte) {
+		var wg stdsync.WaitGroup
+		for range n {
+			att.tried.Add(1)
+			wg.Go(func() { att.stream(ctx, cairnsync.PullProtocol, b) })
+		}
+		wg.Wait()
 	}
-	flood.Wait()
-	t.Logf("%v: the 1,000-stream flood is over", elapsed())
-	// Then single bad requests on every protocol, and silent streams,
-	// a few at a time, reconnecting if the victim dropped the attacker.
+	flood(1000, nil)
+	flooded := att.opened.Load()
+	t.Logf("%v: the 1,000-stream flood is over; %d of its streams opened before the victim dropped the attacker", elapsed(), att.opened.Load())
+	waitUntil(t, ctx, "the attacker to reconnect", func() bool { return connect() == nil })
+	flood(100, []byte("\xff\xfegarbage, not a frame\x00\x01"))
+	t.Logf("%v: the garbage flood is over", elapsed())
+	// Then bad requests and silent streams on every protocol.
 	oversized := binary.AppendUvarint(nil, 1<<20) // announces 1 MiB
 	oversized = append(oversized, make([]byte, 4096)...)
 	requests := []struct {
@@ -223,16 +226,31 @@ func TestHostilePeerBarrage(t *testing.T) {
 		{cairnsync.CustodyProtocol, frame([]byte("\x00\xff not a custody request"))},
 		{cairnsync.CustodyProtocol, nil},
 	}
-	for round := range 3 {
-		_ = connect()
-		var wg stdsync.WaitGroup
-		for _, r := range requests {
-			att.tried.Add(1)
-			wg.Go(func() { att.stream(ctx, r.proto, r.b) })
+	// Silent streams on every protocol at once (a slow peer that never
+	// writes: each is reset after its protocol's request timeout), then
+	// each bad request alone, reconnecting first if the one before got
+	// the attacker dropped: every one of them reaches the victim.
+	var silent stdsync.WaitGroup
+	for _, r := range requests {
+		if r.b == nil {
+			silent.Go(func() {
+				if att.stream(ctx, r.proto, nil) {
+					att.tried.Add(1)
+				}
+			})
 		}
-		wg.Wait()
-		t.Logf("%v: bad requests, round %d, done", elapsed(), round+1)
 	}
+	silent.Wait()
+	for _, r := range requests {
+		if r.b == nil {
+			continue
+		}
+		waitUntil(t, ctx, "the attacker to reach the victim", func() bool {
+			return connect() == nil && att.stream(ctx, r.proto, r.b)
+		})
+		att.tried.Add(1)
+	}
+	t.Logf("%v: the bad requests are done", elapsed())
 
 	// Phase 2: answers to the victim's own pulls, one bad answer a pull.
 	stranger := newBarrageSigner(t)
@@ -276,6 +294,7 @@ func TestHostilePeerBarrage(t *testing.T) {
 	badUTF8 := append([]byte{}, validUTF8.Payload...)
 	badUTF8[i] = 0xff // the title's first byte: not UTF-8
 	answers := []answer{
+		stallAnswer(), // takes the request, never answers
 		batch(sealed(rogue, rogueName, "tanpud", nil)),   // a forgery: another network's record, the rogue's key
 		batch(sealed(rogue, honest.ID(), "tanpud", nil)), // a forgery: the honest node named as author
 		batch(junkSig), // a signature of random bytes
@@ -296,7 +315,6 @@ func TestHostilePeerBarrage(t *testing.T) {
 		batch(replayed), // an older version of a record the victim holds
 		rawAnswer(append(binary.AppendUvarint(nil, cairnsync.MaxBatchFrame+1), make([]byte, 64<<10)...)), // oversized frame
 		rawAnswer([]byte("\x0bnot a frame\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff")),             // malformed frame
-		stallAnswer(), // takes the request, never answers
 	}
 	attackIDs = append(attackIDs, replayedMarker(base.ID))
 	att.serve(answers)
@@ -386,7 +404,8 @@ func TestHostilePeerBarrage(t *testing.T) {
 	must("status")
 	hwm := vmHWM(t, victim.cmd.Process.Pid)
 	tried := att.tried.Load() + att.served.Load()
-	t.Logf("tried %d bad inputs, accepted %d; the victim's peak RSS (VmHWM) %.1f MiB", tried, accepted, float64(hwm)/(1<<20))
+	t.Logf("tried %d bad inputs (1,100 flood streams, of which %d of the 1,000 silent ones opened before the victim dropped the attacker; %d single streams; %d pull answers), accepted %d; the victim's peak RSS (VmHWM) %.1f MiB",
+		tried, flooded, att.tried.Load()-1100, att.served.Load(), accepted, float64(hwm)/(1<<20))
 	if accepted != 0 {
 		t.Fatalf("the victim accepted %d bad inputs", accepted)
 	}
@@ -408,6 +427,7 @@ type attacker struct {
 	victim peer.ID
 	tried  atomic.Int32
 	served atomic.Int32
+	opened atomic.Int32
 
 	mu      stdsync.Mutex
 	answers []answer // guarded by mu
@@ -508,21 +528,26 @@ func (a *attacker) serve(answers []answer) {
 }
 
 // stream opens one stream of proto to the victim, writes b (nothing if
-// nil) and waits, bounded, for the victim to end it. Errors are expected:
-// the victim refuses, resets or drops.
-func (a *attacker) stream(ctx context.Context, proto protocol.ID, b []byte) {
+// nil) and waits, bounded, for the victim to end it. It reports whether
+// the stream opened and b was written; errors are expected (the victim
+// refuses, resets or drops), so they are not the test's failures.
+func (a *attacker) stream(ctx context.Context, proto protocol.ID, b []byte) (sent bool) {
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	s, err := a.h.NewStream(sctx, a.victim, proto)
 	cancel()
 	if err != nil {
-		return
+		return false
 	}
+	defer s.Reset()
 	_ = s.SetDeadline(time.Now().Add(15 * time.Second))
 	if b != nil {
-		_, _ = s.Write(b)
+		if _, err := s.Write(b); err != nil {
+			return false
+		}
 	}
+	a.opened.Add(1)
 	_, _ = s.Read(make([]byte, 1)) // returns when the victim resets or answers
-	_ = s.Reset()
+	return true
 }
 
 func (a *attacker) connected(p peer.ID) bool {
