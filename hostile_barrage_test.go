@@ -386,6 +386,13 @@ func TestHostilePeerBarrage(t *testing.T) {
 	if ps == nil {
 		t.Fatalf("the victim's peers do not list the attacker: %+v", peers)
 	}
+	// The honest member, syncing all along, stayed far below the limits:
+	// nothing it did was refused.
+	for _, p := range peers {
+		if p.ID == honest.ID() && (p.Rejected != 0 || p.Drops != 0) {
+			t.Errorf("the victim refused the honest member %d times (%v), dropped it %d times", p.Rejected, p.Rejections, p.Drops)
+		}
+	}
 	t.Logf("the victim counts against the attacker: %d refusals %v, %d drops", ps.Rejected, ps.Rejections, ps.Drops)
 	for _, r := range []cairnsync.Reason{
 		cairnsync.ReasonBadSignature, cairnsync.ReasonUnknownKey, cairnsync.ReasonOutsideAudience, cairnsync.ReasonMalformed,
