@@ -28,6 +28,7 @@ func FuzzConfigFile(f *testing.F) {
 		"api: 127.0.0.1:7001\nlanguage: fr\nnetwork: fromfile\nmax-clock-ahead: 5m\n",
 		"listen:\n  - /ip4/127.0.0.1/tcp/7500\n  - /ip4/127.0.0.1/udp/7500/quic-v1\n",
 		"colour: red\n", "api: [1, 2]\n", "sync-interval: soon\n", "sync-drop-after: -3\n",
+		"sync-peer-streams: 0\n", "sync-peer-rate: 0\n", "sync-peer-burst: 2.5\n",
 		"registry-snapshot-threshold: -1\n", "api: 0.0.0.0:7410\n", "store-gc-interval: 0s\n",
 		"- a list\n", "api: &a 127.0.0.1:1\nlanguage: *a\n", ": :\n\t", "",
 	} {

@@ -47,6 +47,9 @@ func nodeFlags() []cli.Flag {
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "sync-pull-timeout", Usage: "how long one pull may wait for a member node's whole answer", EnvVars: []string{"CAIRN_SYNC_PULL_TIMEOUT"}, Value: def.Sync.PullTimeout}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "sync-drop-backoff", Usage: "how long to stop pulling from a member node dropped for what it sent", EnvVars: []string{"CAIRN_SYNC_DROP_BACKOFF"}, Value: def.Sync.DropBackoff}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "sync-drop-after", Usage: "refusals an honest node could also cause, in a row, that drop a member node", EnvVars: []string{"CAIRN_SYNC_DROP_AFTER"}, Value: def.Sync.DropAfter}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "sync-peer-streams", Usage: "streams of one sync protocol a member node may hold open to this node at once", EnvVars: []string{"CAIRN_SYNC_PEER_STREAMS"}, Value: def.Sync.Streams.Streams}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "sync-peer-rate", Usage: "streams of one sync protocol a member node may open per second, sustained", EnvVars: []string{"CAIRN_SYNC_PEER_RATE"}, Value: int(def.Sync.Streams.Rate)}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "sync-peer-burst", Usage: "streams of one sync protocol a member node may open at once above sync-peer-rate", EnvVars: []string{"CAIRN_SYNC_PEER_BURST"}, Value: def.Sync.Streams.Burst}),
 		&cli.BoolFlag{Name: "bootstrap", Usage: "create a new federation with this network as its first steward"},
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Usage: "text or json", EnvVars: []string{"CAIRN_LOG_FORMAT"}, Value: "text"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"CAIRN_LOG_LEVEL"}, Value: "info"}),
@@ -121,6 +124,9 @@ func nodeConfig(c *cli.Context) (node.Config, error) {
 	cfg.Sync.PullTimeout = c.Duration("sync-pull-timeout")
 	cfg.Sync.DropBackoff = c.Duration("sync-drop-backoff")
 	cfg.Sync.DropAfter = c.Int("sync-drop-after")
+	cfg.Sync.Streams.Streams = c.Int("sync-peer-streams")
+	cfg.Sync.Streams.Rate = float64(c.Int("sync-peer-rate"))
+	cfg.Sync.Streams.Burst = c.Int("sync-peer-burst")
 	cfg.Peers = c.StringSlice("peer")
 	cfg.Registry.HeartbeatTimeout = c.Duration("registry-heartbeat-timeout")
 	cfg.Registry.ElectionTimeout = c.Duration("registry-election-timeout")

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Kind is the kind of a record.
@@ -112,12 +113,21 @@ func (e Envelope) Verify(pub ed25519.PublicKey) error {
 	return nil
 }
 
-// Open decodes the payload strictly: unknown fields, trailing data, an
-// unknown schema or a missing id, kind or origin are refused.
+// Open decodes the payload strictly: invalid UTF-8, unknown fields,
+// trailing data, an unknown schema or a missing id, kind or origin are
+// refused.
+//
+// Invalid UTF-8 is refused before decoding because encoding/json would
+// silently turn each invalid byte into U+FFFD: the payload would then say
+// something other than its signed bytes do, and two envelopes with
+// different bytes (and hashes) would open to the same text.
 func (e Envelope) Open() (Payload, error) {
 	var p Payload
 	if len(e.Payload) > LimitPayload {
 		return p, ErrTooLarge
+	}
+	if !utf8.Valid(e.Payload) {
+		return p, fmt.Errorf("%w: the payload is not valid UTF-8", ErrMalformed)
 	}
 	if err := DecodeStrict(e.Payload, &p); err != nil {
 		return p, fmt.Errorf("%w: %v", ErrMalformed, err)
@@ -167,9 +177,13 @@ func (p Payload) TakesBackFrom(r Reader) bool {
 	return p.Deleted || !p.Keep.Admits(r)
 }
 
-// DecodeStrict decodes one JSON value from b into v, refusing unknown
+// DecodeStrict decodes one JSON value from b into v, refusing invalid
+// UTF-8 (which encoding/json would silently replace with U+FFFD), unknown
 // fields and trailing data: for anything that comes from outside.
 func DecodeStrict(b []byte, v any) error {
+	if !utf8.Valid(b) {
+		return errors.New("the JSON is not valid UTF-8")
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

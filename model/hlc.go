@@ -48,8 +48,12 @@ func (h HLC) Observe(remote HLC) HLC {
 }
 
 // CheckDrift refuses a reading more than maxAhead ahead of now: otherwise a
-// node with a fast (or dishonest) clock would win every tie-break.
+// node with a fast (or dishonest) clock would win every tie-break. It also
+// refuses one dated before TimestampFloor (CheckFloor).
 func (h HLC) CheckDrift(now time.Time, maxAhead time.Duration) error {
+	if err := h.CheckFloor(); err != nil {
+		return err
+	}
 	if ahead := h.Time().Sub(now); ahead > maxAhead {
 		return fmt.Errorf("%w: dated %s, %s ahead (at most %s allowed)", ErrFuture, h.Time().Format(time.RFC3339), ahead.Round(time.Second), maxAhead)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 var (
@@ -191,8 +192,19 @@ func TestHLC(t *testing.T) {
 	if err := MakeHLC(testNow.Add(9*time.Minute).UnixMilli(), 0).CheckDrift(testNow, 10*time.Minute); err != nil {
 		t.Fatalf("9 minutes ahead with a 10 minute margin: %v", err)
 	}
-	if err := MakeHLC(testNow.AddDate(-10, 0, 0).UnixMilli(), 0).CheckDrift(testNow, 10*time.Minute); err != nil {
+	if err := MakeHLC(testNow.AddDate(-1, 0, 0).UnixMilli(), 0).CheckDrift(testNow, 10*time.Minute); err != nil {
 		t.Fatalf("the past is never too far ahead: %v", err)
+	}
+	if err := MakeHLC(testNow.AddDate(10, 0, 0).UnixMilli(), 0).CheckDrift(testNow, 10*time.Minute); !errors.Is(err, ErrFuture) {
+		t.Fatalf("ten years ahead: %v", err)
+	}
+	// Ten years back is before Cairn existed: refused as malformed.
+	err := MakeHLC(testNow.AddDate(-10, 0, 0).UnixMilli(), 0).CheckDrift(testNow, 10*time.Minute)
+	if !errors.Is(err, ErrImplausibleTime) || !errors.Is(err, ErrMalformed) {
+		t.Fatalf("ten years back: %v", err)
+	}
+	if err := MakeHLC(TimestampFloor.UnixMilli(), 0).CheckDrift(testNow, 10*time.Minute); err != nil {
+		t.Fatalf("dated at the floor: %v", err)
 	}
 }
 
@@ -385,7 +397,16 @@ func FuzzOpen(f *testing.F) {
 	f.Add(env.Payload)
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"id":"01M84ER6Z6X9PRPPN237Q29V6G","kind":"audit","schema":1,"origin":"x","author":"y","version":1,"hlc":1,"audience":["members"]}`))
+	// Invalid UTF-8 in a string (0xff): encoding/json would read it as
+	// U+FFFD, so Open must refuse it instead.
+	f.Add([]byte("{\"id\":\"01M84ER6Z6X9PRPPN237Q29V6G\",\"kind\":\"audit\",\"schema\":1,\"origin\":\"x\xff\",\"author\":\"y\",\"version\":1,\"hlc\":1,\"audience\":[\"members\"]}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if !utf8.Valid(b) {
+			if _, err := (Envelope{Payload: b}).Open(); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Open accepted invalid UTF-8: %v", err)
+			}
+			return
+		}
 		e := Envelope{Payload: b}
 		p, err := e.Open()
 		if err != nil {
@@ -421,4 +442,27 @@ func FuzzParseAudience(f *testing.F) {
 			t.Fatalf("%q printed as %q, which parses to %q, %v", s, a.String(), b.String(), err)
 		}
 	})
+}
+
+// TestOpenRefusesInvalidUTF8: a correctly signed payload whose bytes are
+// not valid UTF-8 is refused as malformed, not read as U+FFFD.
+func TestOpenRefusesInvalidUTF8(t *testing.T) {
+	env, err := Seal(testKey, testPayload())
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(env.Payload), `"origin":"`) + len(`"origin":"`)
+	bad := append([]byte{}, env.Payload...)
+	bad[i] = 0xff
+	forged := Envelope{Payload: bad, Sig: ed25519.Sign(testKey, bad)}
+	if err := forged.Verify(testKey.Public().(ed25519.PublicKey)); err != nil {
+		t.Fatalf("the forged envelope is signed: %v", err)
+	}
+	if _, err := forged.Open(); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("Open of a payload with invalid UTF-8: %v", err)
+	}
+	var v map[string]any
+	if err := DecodeStrict(bad, &v); err == nil {
+		t.Fatal("DecodeStrict accepted invalid UTF-8")
+	}
 }

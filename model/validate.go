@@ -167,3 +167,27 @@ func (c *textCheck) date(field, s string) {
 func ParseDate(s string) (time.Time, error) {
 	return time.Parse(time.DateOnly, s)
 }
+
+// TimestampFloor is the earliest date a version may carry: Cairn did not
+// exist before it, so no honest node can have signed a version dated
+// earlier. A version dated before it is refused on receive and on import
+// (HLC.CheckDrift, via ErrImplausibleTime) as malformed. This is the "ten
+// years back" rule: the future is bounded by the receiver's clock
+// (Config.MaxClockAhead), the past by this fixed floor, so a forged or
+// broken clock cannot date a version anywhere outside [floor, now+margin].
+// Backdating by a revoked key within that window is stopped separately,
+// by the key's revocation cutoff.
+var TimestampFloor = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// ErrImplausibleTime is wrapped (with ErrMalformed) by HLC.CheckDrift for
+// a version dated before TimestampFloor.
+var ErrImplausibleTime = errors.New("timestamp before Cairn existed")
+
+// CheckFloor refuses a reading dated before TimestampFloor.
+func (h HLC) CheckFloor() error {
+	if h.Time().Before(TimestampFloor) {
+		return fmt.Errorf("%w: %w: dated %s, before %s, the earliest date a Cairn version can carry",
+			ErrMalformed, ErrImplausibleTime, h.Time().Format(time.RFC3339), TimestampFloor.Format(time.DateOnly))
+	}
+	return nil
+}

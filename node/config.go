@@ -116,6 +116,11 @@ type SyncConfig struct {
 	// timestamp, invalid body, stalled) one member node may earn in a row,
 	// with nothing accepted in between, before it is dropped.
 	DropAfter int
+	// Streams bounds, per member node and per Cairn protocol (pull,
+	// notify, receipt, custody), the streams open at once and how fast new
+	// ones may come (sync/limit.go). Streams over them are reset unread and
+	// counted "rate-limited" against the member node.
+	Streams cairnsync.StreamLimits
 }
 
 // DefaultSyncConfig returns the replication defaults.
@@ -127,6 +132,7 @@ func DefaultSyncConfig() SyncConfig {
 		PullTimeout:    cairnsync.DefaultPullTimeout,
 		DropBackoff:    10 * time.Minute,
 		DropAfter:      100,
+		Streams:        cairnsync.DefaultStreamLimits(),
 	}
 }
 
@@ -145,6 +151,15 @@ func (c SyncConfig) Validate() error {
 	}
 	if c.DropAfter < 1 {
 		return &model.FieldError{Field: "sync-drop-after", Msg: fmt.Sprintf("%d is not a count: give how many refusals in a row drop a member node, at least 1 (default 100)", c.DropAfter)}
+	}
+	def := cairnsync.DefaultStreamLimits()
+	switch l := c.Streams; {
+	case l.Streams < 1:
+		return &model.FieldError{Field: "sync-peer-streams", Msg: fmt.Sprintf("%d is not a limit: give how many streams of one protocol a member node may hold open at once, at least 1 (default %d)", l.Streams, def.Streams)}
+	case !(l.Rate > 0):
+		return &model.FieldError{Field: "sync-peer-rate", Msg: fmt.Sprintf("%v is not a rate: give how many streams of one protocol a member node may open a second, more than 0 (default %v)", l.Rate, def.Rate)}
+	case l.Burst < 1:
+		return &model.FieldError{Field: "sync-peer-burst", Msg: fmt.Sprintf("%d is not a limit: give how many streams of one protocol a member node may open at once above the rate, at least 1 (default %d)", l.Burst, def.Burst)}
 	}
 	return nil
 }

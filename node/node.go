@@ -59,6 +59,7 @@ type Node struct {
 	gater   *p2p.Gater
 	fed     *federation.Registry
 	repl    *replication
+	limits  *streamLimits // set in newReplication, before any handler
 	rcpt    *receipts
 	cust    *custody
 	hand    *handovers // imports archives handed over to this network

@@ -94,6 +94,9 @@ func newReplication(n *Node) (*replication, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n.limits, err = newStreamLimits(n, r); err != nil { // before any Cairn handler (ratelimit.go)
+		return nil, err
+	}
 	n.host.SetStreamHandler(cairnsync.PullProtocol, n.gater.GuardStream(false, srv.Handle))
 	n.host.SetStreamHandler(cairnsync.NotifyProtocol, n.gater.GuardStream(false, r.notify.Handle))
 	return r, nil

@@ -398,6 +398,12 @@ func (srv *CustodyServer) Stats() CustodyServerStats {
 
 // Handle serves one request on s; it resets the stream on failure.
 func (srv *CustodyServer) Handle(s network.Stream) {
+	release, ok := admitStream(srv.members, s) // per-peer stream limits (limit.go)
+	if !ok {
+		_ = s.Reset()
+		return
+	}
+	defer release()
 	if err := srv.serve(s); err != nil {
 		_ = s.Reset()
 		return

@@ -90,6 +90,12 @@ func (srv *NotifyServer) Stats() NotifyServerStats {
 
 // Handle reads one notify from s. It is a network.StreamHandler.
 func (srv *NotifyServer) Handle(s network.Stream) {
+	release, ok := admitStream(srv.members, s) // per-peer stream limits (limit.go)
+	if !ok {
+		_ = s.Reset()
+		return
+	}
+	defer release()
 	defer s.Close()
 	from := s.Conn().RemotePeer()
 	if r, ok := srv.members.Reader(from); !ok || !r.Member {

@@ -320,6 +320,12 @@ func (srv *PullServer) Stats() PullServerStats {
 // returns when the answer is written or the stream failed; on failure it
 // resets the stream.
 func (srv *PullServer) Handle(s network.Stream) {
+	release, ok := admitStream(srv.members, s) // per-peer stream limits (limit.go)
+	if !ok {
+		_ = s.Reset()
+		return
+	}
+	defer release()
 	if err := srv.serve(s); err != nil {
 		_ = s.Reset()
 		return
@@ -508,6 +514,9 @@ func sendable(p model.Payload, r model.Reader) bool {
 }
 
 func decodeRequest(b []byte, req *pullRequest) error {
+	if !utf8.Valid(b) { // encoding/json would read invalid bytes as U+FFFD
+		return errors.New("the request is not valid UTF-8")
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(req); err != nil {

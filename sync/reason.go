@@ -51,10 +51,19 @@ const (
 	ReasonStalled Reason = "stalled"
 )
 
+// Limits (limit.go): how much a peer asks, not what it sent.
+const (
+	// ReasonRateLimited: the peer held more streams of one Cairn protocol
+	// open at once, or opened them faster, than StreamLimits allow; the
+	// stream was reset unread.
+	ReasonRateLimited Reason = "rate-limited"
+)
+
 // Reasons lists every reason, in the order people are shown them.
 var Reasons = []Reason{
 	ReasonBadSignature, ReasonUnknownKey, ReasonRevokedKey, ReasonOutsideAudience, ReasonMalformed,
 	ReasonFutureTimestamp, ReasonStale, ReasonRolledBack, ReasonOversizedFrame, ReasonMalformedFrame, ReasonStalled,
+	ReasonRateLimited,
 }
 
 // FaultOf says whether err, from Pull or CatchUp, was the peer's fault and

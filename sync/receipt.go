@@ -11,6 +11,7 @@ import (
 	"io"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -168,6 +169,12 @@ func (srv *ReceiptServer) Stats() ReceiptServerStats {
 // Handle serves one frame of receipts on s; it resets the stream on
 // failure.
 func (srv *ReceiptServer) Handle(s network.Stream) {
+	release, ok := admitStream(srv.members, s) // per-peer stream limits (limit.go)
+	if !ok {
+		_ = s.Reset()
+		return
+	}
+	defer release()
 	if err := srv.serve(s); err != nil {
 		_ = s.Reset()
 		return
@@ -228,6 +235,9 @@ func (srv *ReceiptServer) serve(s network.Stream) error {
 }
 
 func decodeReceipts(b []byte) ([]Receipt, error) {
+	if !utf8.Valid(b) { // encoding/json would read invalid bytes as U+FFFD
+		return nil, errors.New("the frame is not valid UTF-8")
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var f receiptFrame
