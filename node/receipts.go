@@ -44,10 +44,22 @@ type receiptConfig struct {
 	Passes int
 	// Timeout bounds sending one frame to one node.
 	Timeout time.Duration
+	// Settle is how long the feed must stay unchanged before a round its
+	// growth asked for runs, and MaxDefer the longest such a round waits
+	// (from the first change it has not sent). A first sync from an
+	// origin stores a batch every few tens of milliseconds; sending a
+	// receipt round after each batch made the origin spend about as much
+	// CPU keeping receipts as serving the records (store.PutReceipts on
+	// every receipt, during the sync). Waiting until the sync has settled
+	// sends the same receipts once it is done, in full frames, with the
+	// origin's cores free for the sync meanwhile. A change after a quiet
+	// spell (the usual case: a few records) waits Settle.
+	Settle, MaxDefer time.Duration
 }
 
 func defaultReceiptConfig(syncInterval time.Duration) receiptConfig {
-	return receiptConfig{Retry: syncInterval, Scan: 4096, Passes: 64, Timeout: 20 * time.Second}
+	return receiptConfig{Retry: syncInterval, Scan: 4096, Passes: 64, Timeout: 20 * time.Second,
+		Settle: time.Second, MaxDefer: 30 * time.Second}
 }
 
 // receiptCursor is the checkpoint name of an origin network's cursor.
@@ -99,22 +111,45 @@ func (r *receipts) stop() {
 	}
 }
 
-// loop runs a round at start, whenever the store's feed grew (a sync
-// stored something), when a node connects, and every Retry.
+// loop runs a round at start, once the store's feed grew (a sync stored
+// something) and then stayed unchanged for Settle (or MaxDefer after the
+// first growth not sent yet), when a node connects, and every Retry.
 func (r *receipts) loop(ctx context.Context, changed <-chan struct{}) {
 	t := time.NewTicker(r.cfg.Retry)
 	defer t.Stop()
+	settled := time.NewTimer(time.Hour)
+	settled.Stop()
+	defer settled.Stop()
+	var since time.Time // the first feed growth no round has sent; zero if none
 	for {
 		r.round(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-		case <-t.C:
-		case <-r.kick:
-			r.mu.Lock()
-			clear(r.failed)
-			r.mu.Unlock()
+		since = time.Time{}
+		settled.Stop()
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+				now := time.Now()
+				if since.IsZero() {
+					since = now
+				}
+				d := min(r.cfg.Settle, r.cfg.MaxDefer-now.Sub(since))
+				if d <= 0 {
+					break wait
+				}
+				settled.Reset(d)
+			case <-settled.C:
+				break wait
+			case <-t.C:
+				break wait
+			case <-r.kick:
+				r.mu.Lock()
+				clear(r.failed)
+				r.mu.Unlock()
+				break wait
+			}
 		}
 	}
 }
