@@ -65,7 +65,7 @@ func benchInitialSync(b *testing.B, n int) {
 	b.ReportMetric(rssO/k, "MB-rss-origin")
 	b.ReportMetric(rssR/k, "MB-rss-receiver")
 	b.ReportMetric(cpuS/k, "cpu-µs/record")
-	b.ReportMetric(cpuA/k, "cpu-µs/record-until-idle")
+	b.ReportMetric(cpuA/k, "cpu-µs/record-with-receipts")
 }
 
 // syncRun is what one initial sync measured.
@@ -75,7 +75,8 @@ type syncRun struct {
 	envs                   [][]byte // the envelopes, as stored
 	rssOrigin, rssReceiver float64  // peak, MiB
 	// CPU (user+system) of both processes together: from `sync now` to
-	// its answer, and from `sync now` until both were idle after it.
+	// its answer, and from `sync now` until the origin held the receiver's
+	// delivery receipts for all.
 	cpuSync, cpuAll time.Duration
 }
 
@@ -102,20 +103,27 @@ func pairCPU(b *testing.B, p syncPair) time.Duration {
 	return procCPU(b, p.origin.Pid()) + procCPU(b, p.receiver.Pid())
 }
 
-// pairCPUUntilIdle waits (at most a minute) until the pair uses less
-// than 5% of a core over a second, and returns its CPU then.
-func pairCPUUntilIdle(b *testing.B, p syncPair) time.Duration {
-	prev := pairCPU(b, p)
-	for range 60 {
-		time.Sleep(time.Second)
-		cur := pairCPU(b, p)
-		if cur-prev < 50*time.Millisecond {
-			return cur
+// pairCPUUntilReceipts waits (at most two minutes) until the origin
+// lists the receiver among the holders of record id, the last one synced,
+// and returns the pair's CPU then. The receiver sends its receipts in feed
+// order, a frame at a time, so the last record's receipt is the last to
+// arrive.
+func pairCPUUntilReceipts(b *testing.B, p syncPair, id string) time.Duration {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		var hs []node.RecordHolder
+		if err := p.origin.Call(context.Background(), "GET", "/v1/records/"+id+"/holders", nil, &hs); err != nil {
+			b.Fatalf("holders of %s on the origin: %v", id, err)
 		}
-		prev = cur
+		for _, h := range hs {
+			if h.Network == "receiver" {
+				return pairCPU(b, p)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	b.Logf("the pair was still busy a minute after the sync")
-	return prev
+	b.Fatalf("the receiver's delivery receipts did not all reach the origin within two minutes of the sync")
+	return 0
 }
 
 // initialSync builds an origin holding n records, forms the federation,
@@ -153,10 +161,18 @@ func initialSync(b *testing.B, bin string, n int) syncRun {
 		b.Fatal(err)
 	}
 	b.Logf("%d records: the receiver answered %d pull requests of the origin meanwhile (notified as its feed grew)", n, ss.Server.Served)
-	// What the sync's aftermath costs (the receiver's delivery receipts,
-	// the origin keeping them): CPU until both processes are idle.
-	cpuAll := pairCPUUntilIdle(b, p) - cpu0
-	b.Logf("%d records: CPU of both processes %v during the sync (%.0f µs/record), %v until both were idle after it (%.0f µs/record)",
+	// What the sync's aftermath costs too (the receiver's delivery
+	// receipts, the origin keeping them): CPU until the origin has them all.
+	var last model.Envelope
+	if err := last.UnmarshalBinary(envs[len(envs)-1]); err != nil {
+		b.Fatal(err)
+	}
+	lastP, err := last.Open()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cpuAll := pairCPUUntilReceipts(b, p, lastP.ID) - cpu0
+	b.Logf("%d records: CPU of both processes %v during the sync (%.0f µs/record), %v until the origin held all the receiver's receipts (%.0f µs/record)",
 		n, cpuSync.Round(time.Millisecond), float64(cpuSync.Microseconds())/float64(n), cpuAll.Round(time.Millisecond), float64(cpuAll.Microseconds())/float64(n))
 	r := syncRun{took: took, bytes: size, envs: envs, rssOrigin: peakRSS(b, p.origin), rssReceiver: peakRSS(b, p.receiver), cpuSync: cpuSync, cpuAll: cpuAll}
 	p.stop() // nothing of Cairn runs during what comes next

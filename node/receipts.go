@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	stdsync "sync"
 	"time"
 
@@ -122,7 +123,11 @@ func (r *receipts) loop(ctx context.Context, changed <-chan struct{}) {
 	defer settled.Stop()
 	var since time.Time // the first feed growth no round has sent; zero if none
 	for {
-		r.round(ctx)
+		// A round sends at most Passes frames to each origin; one that
+		// stopped there goes on at once (a round after a first sync of
+		// many records has more to send than one round sends).
+		for r.round(ctx) && ctx.Err() == nil {
+		}
 		since = time.Time{}
 		settled.Stop()
 	wait:
@@ -169,21 +174,24 @@ func (r *receipts) ListenClose(network.Network, ma.Multiaddr)  {}
 
 // round sends what every reachable origin network is owed. Origins whose
 // cursors are equal share one scan of the feed (in steady state that is
-// all of them), so a round costs one read of what is new.
-func (r *receipts) round(ctx context.Context) {
+// all of them), so a round costs one read of what is new. It reports
+// whether it stopped at its bound of passes with receipts still owed to
+// an origin it reached.
+func (r *receipts) round(ctx context.Context) (more bool) {
 	origins := r.origins()
 	if len(origins) == 0 {
-		return
+		return false
 	}
 	cursors := map[string]uint64{}
 	for o := range origins {
 		c, err := r.n.store.Checkpoint(receiptCursor(o))
 		if err != nil {
 			r.n.log.Warn("receipts: could not read a cursor", "origin", o, "err", err)
-			return
+			return false
 		}
 		cursors[o] = c
 	}
+	start := maps.Clone(cursors)
 	head := r.n.store.Head()
 	for range r.cfg.Passes {
 		groups := map[uint64][]string{}
@@ -193,15 +201,21 @@ func (r *receipts) round(ctx context.Context) {
 			}
 		}
 		if len(groups) == 0 || ctx.Err() != nil {
-			return
+			return false
 		}
 		for after, group := range groups {
 			if err := r.pass(ctx, after, group, origins, cursors); err != nil {
 				r.n.log.Warn("receipts: reading the change feed failed", "err", err)
-				return
+				return false
 			}
 		}
 	}
+	for o, c := range cursors {
+		if c < head && c > start[o] {
+			return true // owed more, and this round moved it on
+		}
+	}
+	return false
 }
 
 // origins returns the other member networks not waiting out a failure,
