@@ -254,3 +254,25 @@ func BenchmarkVerifyBatch(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(envs))/1e3, "µs/sig")
 }
+
+// FuzzVerifyBatch: whatever signature and key bytes a peer sends, the
+// batch check's verdict on each envelope of a batch is the single check's.
+func FuzzVerifyBatch(f *testing.F) {
+	keys := newKeys(f, 1)
+	pubs, envs := signedEnvelopes(f, keys, 4)
+	small, _ := hex.DecodeString(smallOrderHex)
+	f.Add([]byte(pubs[0]), envs[0].Sig, envs[0].Payload)
+	f.Add([]byte(pubs[0]), torsionSig(f, keys[0], envs[0].Payload), envs[0].Payload)
+	f.Add(small, append(append([]byte(nil), small...), make([]byte, 32)...), []byte("x"))
+	f.Add([]byte(pubs[0]), envs[1].Sig, envs[0].Payload)
+	f.Fuzz(func(t *testing.T, pub, sig, msg []byte) {
+		ps := append([]ed25519.PublicKey(nil), pubs...)
+		es := append([]Envelope(nil), envs...)
+		ps[2], es[2] = pub, Envelope{Payload: msg, Sig: sig}
+		for i, err := range VerifyBatch(ps, es) {
+			if single := es[i].Verify(ps[i]); (single == nil) != (err == nil) {
+				t.Fatalf("envelope %d: single %v, batch %v", i, single, err)
+			}
+		}
+	})
+}
