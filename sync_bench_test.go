@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	stdsync "sync"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func BenchmarkSyncInitial100k(b *testing.B) {
 
 func benchInitialSync(b *testing.B, n int) {
 	bin := buildCairn(b)
-	var recS, mbS, copyMBS, ratio, rssO, rssR float64
+	var recS, mbS, copyMBS, ratio, rssO, rssR, cpuS, cpuA float64
 	for range b.N {
 		r := initialSync(b, bin, n)
 		copied := plainCopy(b, r.envs)
@@ -52,6 +53,8 @@ func benchInitialSync(b *testing.B, n int) {
 		ratio += r.took.Seconds() / copied.Seconds()
 		rssO += r.rssOrigin
 		rssR += r.rssReceiver
+		cpuS += float64(r.cpuSync.Microseconds()) / float64(n)
+		cpuA += float64(r.cpuAll.Microseconds()) / float64(n)
 		b.Logf("%d records (%.0f bytes each): sync %v, plain TCP copy %v (best of 3)", n, float64(r.bytes)/float64(n), r.took.Round(time.Millisecond), copied.Round(time.Microsecond))
 	}
 	k := float64(b.N)
@@ -61,6 +64,8 @@ func benchInitialSync(b *testing.B, n int) {
 	b.ReportMetric(ratio/k, "x-copy-time")
 	b.ReportMetric(rssO/k, "MB-rss-origin")
 	b.ReportMetric(rssR/k, "MB-rss-receiver")
+	b.ReportMetric(cpuS/k, "cpu-µs/record")
+	b.ReportMetric(cpuA/k, "cpu-µs/record-with-receipts")
 }
 
 // syncRun is what one initial sync measured.
@@ -69,6 +74,56 @@ type syncRun struct {
 	bytes                  int64    // envelope bytes synced
 	envs                   [][]byte // the envelopes, as stored
 	rssOrigin, rssReceiver float64  // peak, MiB
+	// CPU (user+system) of both processes together: from `sync now` to
+	// its answer, and from `sync now` until the origin held the receiver's
+	// delivery receipts for all.
+	cpuSync, cpuAll time.Duration
+}
+
+// procCPU is the user+system CPU process pid has used so far
+// (/proc/<pid>/stat, in clock ticks of 10 ms).
+func procCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatalf("read the CPU time of process %d: %v", pid, err)
+	}
+	// The command name (field 2) is in parentheses and may hold spaces;
+	// utime and stime are fields 14 and 15.
+	s := string(raw)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("process %d: unexpected /proc stat %q", pid, s)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+func pairCPU(b *testing.B, p syncPair) time.Duration {
+	return procCPU(b, p.origin.Pid()) + procCPU(b, p.receiver.Pid())
+}
+
+// pairCPUUntilReceipts waits (at most two minutes) until the origin
+// lists the receiver among the holders of record id, the last one synced,
+// and returns the pair's CPU then. The receiver sends its receipts in feed
+// order, a frame at a time, so the last record's receipt is the last to
+// arrive.
+func pairCPUUntilReceipts(b *testing.B, p syncPair, id string) time.Duration {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		var hs []node.RecordHolder
+		if err := p.origin.Call(context.Background(), "GET", "/v1/records/"+id+"/holders", nil, &hs); err != nil {
+			b.Fatalf("holders of %s on the origin: %v", id, err)
+		}
+		for _, h := range hs {
+			if h.Network == "receiver" {
+				return pairCPU(b, p)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.Fatalf("the receiver's delivery receipts did not all reach the origin within two minutes of the sync")
+	return 0
 }
 
 // initialSync builds an origin holding n records, forms the federation,
@@ -86,9 +141,11 @@ func initialSync(b *testing.B, bin string, n int) syncRun {
 	}
 	p := startPair(b, bin, oDir, rDir)
 	ctx := context.Background()
+	cpu0 := pairCPU(b, p)
 	t0 := time.Now()
 	res := syncNow(b, p.receiver)
 	took := time.Since(t0)
+	cpuSync := pairCPU(b, p) - cpu0
 	if len(res) != 1 || res[0].Stored != n || res[0].Rejected != 0 || res[0].Error != "" {
 		b.Fatalf("sync now on the receiver: %+v; want %d stored from origin, none rejected", res, n)
 	}
@@ -104,7 +161,20 @@ func initialSync(b *testing.B, bin string, n int) syncRun {
 		b.Fatal(err)
 	}
 	b.Logf("%d records: the receiver answered %d pull requests of the origin meanwhile (notified as its feed grew)", n, ss.Server.Served)
-	r := syncRun{took: took, bytes: size, envs: envs, rssOrigin: peakRSS(b, p.origin), rssReceiver: peakRSS(b, p.receiver)}
+	// What the sync's aftermath costs too (the receiver's delivery
+	// receipts, the origin keeping them): CPU until the origin has them all.
+	var last model.Envelope
+	if err := last.UnmarshalBinary(envs[len(envs)-1]); err != nil {
+		b.Fatal(err)
+	}
+	lastP, err := last.Open()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cpuAll := pairCPUUntilReceipts(b, p, lastP.ID) - cpu0
+	b.Logf("%d records: CPU of both processes %v during the sync (%.0f µs/record), %v until the origin held all the receiver's receipts (%.0f µs/record)",
+		n, cpuSync.Round(time.Millisecond), float64(cpuSync.Microseconds())/float64(n), cpuAll.Round(time.Millisecond), float64(cpuAll.Microseconds())/float64(n))
+	r := syncRun{took: took, bytes: size, envs: envs, rssOrigin: peakRSS(b, p.origin), rssReceiver: peakRSS(b, p.receiver), cpuSync: cpuSync, cpuAll: cpuAll}
 	p.stop() // nothing of Cairn runs during what comes next
 	return r
 }
@@ -373,7 +443,12 @@ func wireBytes(b *testing.B, n *bench.Node) int64 {
 }
 
 // buildCairn builds the cairn binary into the benchmark's temp dir.
+// CAIRN_BENCH_BIN names a cairn binary to run instead (to measure
+// another version's code against the same stores, in the same minutes).
 func buildCairn(b *testing.B) string {
+	if bin := os.Getenv("CAIRN_BENCH_BIN"); bin != "" {
+		return bin
+	}
 	bin := filepath.Join(b.TempDir(), "cairn")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		b.Fatalf("build cairn: %v\n%s", err, out)

@@ -105,9 +105,11 @@ func Seal(key ed25519.PrivateKey, p Payload) (Envelope, error) {
 	return Envelope{Payload: b, Sig: ed25519.Sign(key, b)}, nil
 }
 
-// Verify checks the signature against the author's public key.
+// Verify checks the signature against the author's public key, under the
+// ZIP-215 rules every envelope check uses, one at a time or in batches
+// (VerifyBatch; see verify.go).
 func (e Envelope) Verify(pub ed25519.PublicKey) error {
-	if len(pub) != ed25519.PublicKeySize || len(e.Sig) != ed25519.SignatureSize || !ed25519.Verify(pub, e.Payload, e.Sig) {
+	if !verifySig(pub, e.Payload, e.Sig) {
 		return ErrBadSignature
 	}
 	return nil

@@ -5,24 +5,22 @@ import (
 	stdsync "sync"
 )
 
-// parallel calls fn(i) for every i in [0, n), spread over GOMAXPROCS
-// goroutines, and returns when all calls have returned. fn must be safe
-// to call concurrently; each i is passed exactly once.
-func parallel(n int, fn func(i int)) {
+// parallelChunks splits [0, n) into one contiguous chunk per goroutine,
+// at most GOMAXPROCS of them, calls fn(lo, hi) for each, and returns when
+// all calls have returned. Contiguous chunks let fn work on a run of
+// items at once (the sink checks a chunk's signatures in batches).
+func parallelChunks(n int, fn func(lo, hi int)) {
 	workers := min(runtime.GOMAXPROCS(0), n)
 	if workers <= 1 {
-		for i := range n {
-			fn(i)
+		if n > 0 {
+			fn(0, n)
 		}
 		return
 	}
 	var wg stdsync.WaitGroup
 	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < n; i += workers {
-				fn(i)
-			}
-		})
+		lo, hi := w*n/workers, (w+1)*n/workers
+		wg.Go(func() { fn(lo, hi) })
 	}
 	wg.Wait()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	stdsync "sync"
 	"time"
 
@@ -44,10 +45,22 @@ type receiptConfig struct {
 	Passes int
 	// Timeout bounds sending one frame to one node.
 	Timeout time.Duration
+	// Settle is how long the feed must stay unchanged before a round its
+	// growth asked for runs, and MaxDefer the longest such a round waits
+	// (from the first change it has not sent). A first sync from an
+	// origin stores a batch every few tens of milliseconds; sending a
+	// receipt round after each batch made the origin spend about as much
+	// CPU keeping receipts as serving the records (store.PutReceipts on
+	// every receipt, during the sync). Waiting until the sync has settled
+	// sends the same receipts once it is done, in full frames, with the
+	// origin's cores free for the sync meanwhile. A change after a quiet
+	// spell (the usual case: a few records) waits Settle.
+	Settle, MaxDefer time.Duration
 }
 
 func defaultReceiptConfig(syncInterval time.Duration) receiptConfig {
-	return receiptConfig{Retry: syncInterval, Scan: 4096, Passes: 64, Timeout: 20 * time.Second}
+	return receiptConfig{Retry: syncInterval, Scan: 4096, Passes: 64, Timeout: 20 * time.Second,
+		Settle: time.Second, MaxDefer: 30 * time.Second}
 }
 
 // receiptCursor is the checkpoint name of an origin network's cursor.
@@ -99,22 +112,49 @@ func (r *receipts) stop() {
 	}
 }
 
-// loop runs a round at start, whenever the store's feed grew (a sync
-// stored something), when a node connects, and every Retry.
+// loop runs a round at start, once the store's feed grew (a sync stored
+// something) and then stayed unchanged for Settle (or MaxDefer after the
+// first growth not sent yet), when a node connects, and every Retry.
 func (r *receipts) loop(ctx context.Context, changed <-chan struct{}) {
 	t := time.NewTicker(r.cfg.Retry)
 	defer t.Stop()
+	settled := time.NewTimer(time.Hour)
+	settled.Stop()
+	defer settled.Stop()
+	var since time.Time // the first feed growth no round has sent; zero if none
 	for {
-		r.round(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-		case <-t.C:
-		case <-r.kick:
-			r.mu.Lock()
-			clear(r.failed)
-			r.mu.Unlock()
+		// A round sends at most Passes frames to each origin; one that
+		// stopped there goes on at once (a round after a first sync of
+		// many records has more to send than one round sends).
+		for r.round(ctx) && ctx.Err() == nil {
+		}
+		since = time.Time{}
+		settled.Stop()
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+				now := time.Now()
+				if since.IsZero() {
+					since = now
+				}
+				d := min(r.cfg.Settle, r.cfg.MaxDefer-now.Sub(since))
+				if d <= 0 {
+					break wait
+				}
+				settled.Reset(d)
+			case <-settled.C:
+				break wait
+			case <-t.C:
+				break wait
+			case <-r.kick:
+				r.mu.Lock()
+				clear(r.failed)
+				r.mu.Unlock()
+				break wait
+			}
 		}
 	}
 }
@@ -134,21 +174,24 @@ func (r *receipts) ListenClose(network.Network, ma.Multiaddr)  {}
 
 // round sends what every reachable origin network is owed. Origins whose
 // cursors are equal share one scan of the feed (in steady state that is
-// all of them), so a round costs one read of what is new.
-func (r *receipts) round(ctx context.Context) {
+// all of them), so a round costs one read of what is new. It reports
+// whether it stopped at its bound of passes with receipts still owed to
+// an origin it reached.
+func (r *receipts) round(ctx context.Context) (more bool) {
 	origins := r.origins()
 	if len(origins) == 0 {
-		return
+		return false
 	}
 	cursors := map[string]uint64{}
 	for o := range origins {
 		c, err := r.n.store.Checkpoint(receiptCursor(o))
 		if err != nil {
 			r.n.log.Warn("receipts: could not read a cursor", "origin", o, "err", err)
-			return
+			return false
 		}
 		cursors[o] = c
 	}
+	start := maps.Clone(cursors)
 	head := r.n.store.Head()
 	for range r.cfg.Passes {
 		groups := map[uint64][]string{}
@@ -158,15 +201,21 @@ func (r *receipts) round(ctx context.Context) {
 			}
 		}
 		if len(groups) == 0 || ctx.Err() != nil {
-			return
+			return false
 		}
 		for after, group := range groups {
 			if err := r.pass(ctx, after, group, origins, cursors); err != nil {
 				r.n.log.Warn("receipts: reading the change feed failed", "err", err)
-				return
+				return false
 			}
 		}
 	}
+	for o, c := range cursors {
+		if c < head && c > start[o] {
+			return true // owed more, and this round moved it on
+		}
+	}
+	return false
 }
 
 // origins returns the other member networks not waiting out a failure,

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 
@@ -64,8 +65,8 @@ func (s recordSink) Check(from peer.ID, envs []model.Envelope) (func() (cairnsyn
 	self := model.Reader{Network: s.n.profile.Slug, Region: s.n.profile.Region, Member: true}
 	st := s.n.fed.State()
 	checked := make([]checked, len(envs))
-	parallel(len(envs), func(i int) {
-		checked[i] = s.check(st, self, envs[i])
+	parallelChunks(len(envs), func(lo, hi int) {
+		s.checkChunk(st, self, envs[lo:hi], checked[lo:hi])
 	})
 	// An envelope that drops the peer at once ends the batch: an honest
 	// node never sends one, and nothing after it counts.
@@ -145,14 +146,20 @@ type checked struct {
 	v    verdict
 }
 
-// check runs the receiver's checks on one envelope: a copy of a version
-// this node holds is passed over before anything costly (in a mesh most
-// envelopes are such copies, and verifying them was half the work); then
-// signature, timestamp and body (records.CheckOpened), the author's key in
-// the registry (of the origin network, and not revoked before the
-// version's date), the audience, and last whether it is older than the
-// version held. The payload is decoded once, here, and handed on to the
-// store. It is safe to call from several goroutines at once.
+// checkChunk runs the receiver's checks on each envelope of envs and
+// writes its result to the same index of out. A copy of a version this
+// node holds is passed over before anything costly (in a mesh most
+// envelopes are such copies, and verifying them was half the work); the
+// signatures of the rest are verified together (model.VerifyBatch, whose
+// verdict for each envelope is exactly Envelope.Verify's); then, for each,
+// what records.CheckOpened checks after the signature (timestamp and body:
+// records.CheckSigned), the author's key in the registry (of the origin
+// network, and not revoked before the version's date), the audience, and
+// last whether it is older than the version held. The checks run in
+// CheckOpened's order of precedence, so each envelope's verdict is the
+// one checking it alone would give. The payload is decoded once, here,
+// and handed on to the store. It is safe to call from several goroutines
+// at once on disjoint chunks.
 //
 // A replayed older version is refused (stale) and not stored: it could
 // never become current (model.Wins), and a node need not hold the history
@@ -160,19 +167,59 @@ type checked struct {
 // never drops the peer: an honest relay that received versions in another
 // order sends them too. A version with the number of the one held but
 // another hash is a conflict, the store's to keep and report.
-func (s recordSink) check(st *registry.State, self model.Reader, env model.Envelope) checked {
-	p, err := env.Open()
-	if err != nil {
-		return checked{p: p, v: s.refusal(env, p, err)}
+func (s recordSink) checkChunk(st *registry.State, self model.Reader, envs []model.Envelope, out []checked) {
+	type pending struct {
+		i   int
+		cur uint64 // number of the version held, 0 if none
 	}
-	held, cur, err := s.n.store.Known(p.ID, p.Version, env.Hash())
-	if err == nil && held {
-		return checked{p: p, v: verdict{held: true}}
+	todo := make([]pending, 0, len(envs))
+	pubs := make([]ed25519.PublicKey, 0, len(envs))
+	sigd := make([]model.Envelope, 0, len(envs))
+	var lastAuthor string // a chunk is nearly always one author's
+	var lastPub ed25519.PublicKey
+	for i, env := range envs {
+		p, err := env.Open()
+		out[i].p = p
+		if err != nil {
+			out[i].v = s.refusal(env, p, err)
+			continue
+		}
+		held, cur, err := s.n.store.Known(p.ID, p.Version, env.Hash())
+		if err == nil && held {
+			out[i].v = verdict{held: true}
+			continue
+		}
+		if err != nil {
+			cur = 0 // the store will say what is wrong when the batch is put
+		}
+		pub := lastPub
+		if p.Author != lastAuthor || pub == nil {
+			// The key records.CheckOpened verifies against (its KeyOf).
+			pub, err = AuthorKey(p.Author)
+			if err != nil {
+				out[i].v = s.refusal(env, p, fmt.Errorf("author %s: %w", p.Author, err))
+				continue
+			}
+			lastAuthor, lastPub = p.Author, pub
+		}
+		todo = append(todo, pending{i: i, cur: cur})
+		pubs = append(pubs, pub)
+		sigd = append(sigd, env)
 	}
-	if err != nil {
-		cur = 0 // the store will say what is wrong when the batch is put
+	for j, err := range model.VerifyBatch(pubs, sigd) {
+		i, p := todo[j].i, out[todo[j].i].p
+		if err != nil {
+			out[i].v = s.refusal(envs[i], p, err)
+			continue
+		}
+		out[i] = s.checkSigned(st, self, envs[i], p, todo[j].cur)
 	}
-	body, err := s.n.records.CheckOpened(env, p)
+}
+
+// checkSigned runs the checks that follow the signature on one envelope
+// whose signature passed; cur is the number of the version held.
+func (s recordSink) checkSigned(st *registry.State, self model.Reader, env model.Envelope, p model.Payload, cur uint64) checked {
+	body, err := s.n.records.CheckSigned(p)
 	if err != nil {
 		return checked{p: p, v: s.refusal(env, p, err)}
 	}

@@ -570,6 +570,13 @@ func (s *Service) CheckOpened(env model.Envelope, p model.Payload) (body any, er
 	if err := env.Verify(pub); err != nil {
 		return nil, err
 	}
+	return s.CheckSigned(p)
+}
+
+// CheckSigned is CheckOpened for a payload whose envelope's signature the
+// caller has verified already, against the key KeyOf gives for p.Author
+// and with the same rule (model.VerifyBatch): the clock drift and the body.
+func (s *Service) CheckSigned(p model.Payload) (body any, err error) {
 	if err := p.HLC.CheckDrift(s.cfg.Now(), s.cfg.MaxClockAhead); err != nil {
 		return nil, err
 	}
