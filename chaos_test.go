@@ -31,8 +31,9 @@ import (
 // API, shares some of them (members, network:OTHER, or both others) and
 // changes or deletes some, remembering every write the API acknowledged
 // (2xx) with its version hash. Every 2-6 s (seeded; the seed is logged
-// and CAIRN_CHAOS_SEED replays it) a random node is SIGKILLed and started
-// again on the same data dir and ports. After 2 minutes (20 s with
+// and CAIRN_CHAOS_SEED replays it) a random node is SIGKILLed, left down
+// for up to 2 s (so the others write without it), and started again on
+// the same data dir and ports. After 2 minutes (20 s with
 // -short) every node is up and the test waits, bounded, for convergence,
 // then checks what a user would:
 //   - every acknowledged write is on its origin with its exact hash, and
@@ -122,6 +123,7 @@ func TestChaosKillsWhileWriting(t *testing.T) {
 		p := procs[rng.IntN(len(procs))]
 		p.kill()
 		kills++
+		time.Sleep(time.Duration(rng.Int64N(int64(2 * time.Second))))
 		p.start(t, bin, flags...)
 	}
 	stopWriters()
@@ -140,9 +142,11 @@ func TestChaosKillsWhileWriting(t *testing.T) {
 	// Convergence: every node holds exactly what the origins' audiences
 	// give it. Bounded; the last differences are reported.
 	var diffs []string
+	var views [][]chaosRecord
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		views, err := chaosViews(apis)
+		var err error
+		views, err = chaosViews(apis)
 		if err == nil {
 			diffs = chaosDiffs(slugs, views)
 			if len(diffs) == 0 {
@@ -158,6 +162,23 @@ func TestChaosKillsWhileWriting(t *testing.T) {
 			t.Fatalf("the nodes did not converge within 90 s after the chaos:\n%s", strings.Join(diffs, "\n"))
 		}
 		time.Sleep(time.Second)
+	}
+	// Not vacuous: each node holds records of both other networks, and
+	// each network kept some private.
+	for i, recs := range views {
+		from, private := map[string]int{}, 0
+		for _, r := range recs {
+			switch {
+			case r.Origin != slugs[i]:
+				from[r.Origin]++
+			case r.Audience == model.AudiencePrivate:
+				private++
+			}
+		}
+		t.Logf("%s holds %d records: %d of its own kept private, of the others' %v", slugs[i], len(recs), private, from)
+		if len(from) != 2 || private == 0 {
+			t.Fatalf("%s holds other networks' records %v and %d private own ones: the writers shared too little to show convergence", slugs[i], from, private)
+		}
 	}
 	t.Logf("%v: converged", since())
 
