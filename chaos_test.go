@@ -41,7 +41,8 @@ import (
 //     later, unanswered write may have landed;
 //   - every node holds, of the other networks' records, exactly those
 //     whose current audience on the origin admits it, at the origin's
-//     current version;
+//     current version, and of those narrowed to leave it out, the
+//     withdrawn version that took the body back (chaosDiffs);
 //   - no list names a record twice, and (the processes stopped, the
 //     stores opened as the next start would) no change feed holds a
 //     version twice and no node holds any version of another network's
@@ -143,12 +144,13 @@ func TestChaosKillsWhileWriting(t *testing.T) {
 	// give it. Bounded; the last differences are reported.
 	var diffs []string
 	var views [][]chaosRecord
+	hist := &chaosHistories{apis: apis, slugs: slugs, cache: map[string][]chaosRecord{}}
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		var err error
 		views, err = chaosViews(apis)
 		if err == nil {
-			diffs = chaosDiffs(slugs, views)
+			diffs = chaosDiffs(slugs, views, hist)
 			if len(diffs) == 0 {
 				break
 			}
@@ -166,16 +168,19 @@ func TestChaosKillsWhileWriting(t *testing.T) {
 	// Not vacuous: each node holds records of both other networks, and
 	// each network kept some private.
 	for i, recs := range views {
-		from, private := map[string]int{}, 0
+		from, private, gone := map[string]int{}, 0, 0
 		for _, r := range recs {
 			switch {
 			case r.Origin != slugs[i]:
 				from[r.Origin]++
+				if r.Deleted {
+					gone++ // deleted, or withdrawn from this node
+				}
 			case r.Audience == model.AudiencePrivate:
 				private++
 			}
 		}
-		t.Logf("%s holds %d records: %d of its own kept private, of the others' %v", slugs[i], len(recs), private, from)
+		t.Logf("%s holds %d records: %d of its own kept private; of the others' %v, %d deleted or withdrawn", slugs[i], len(recs), private, from, gone)
 		if len(from) != 2 || private == 0 {
 			t.Fatalf("%s holds other networks' records %v and %d private own ones: the writers shared too little to show convergence", slugs[i], from, private)
 		}
@@ -320,8 +325,8 @@ type chaosRec struct {
 }
 
 // chaosWriter writes to one node until ctx ends: new priorities (private
-// at first), shares with members or other networks, changes and now and
-// then a delete. A write that gets no answer while its node is down or
+// at first), shares with members or other networks, shares again (wider
+// or narrower, private too), changes and now and then a delete. A write that gets no answer while its node is down or
 // being killed is counted as failed and the record marked unsure.
 func chaosWriter(ctx context.Context, a *chaosAPI, others []string, rng *rand.Rand, log *chaosLog) {
 	audiences := []string{"members", "network:" + others[0], "network:" + others[1], "network:" + others[0] + ",network:" + others[1]}
@@ -359,6 +364,10 @@ func chaosWriter(ctx context.Context, a *chaosAPI, others []string, rng *rand.Ra
 			}, &rec)
 		case k < 7 && cur.audience == "private":
 			err = a.do(ctx, "POST", "/v1/records/"+id+"/audience", map[string]any{"audience": audiences[rng.IntN(len(audiences))]}, &rec)
+		case k < 7:
+			// Share again, often narrower: a withdrawn version first takes
+			// the body back from the networks left out.
+			err = a.do(ctx, "POST", "/v1/records/"+id+"/audience", map[string]any{"audience": append(audiences, "private")[rng.IntN(len(audiences)+1)]}, &rec)
 		case k < 9:
 			err = a.do(ctx, "PATCH", "/v1/priorities/"+id, map[string]any{"importance": 1 + rng.IntN(5)}, &rec)
 		default:
@@ -408,9 +417,39 @@ func chaosViews(apis []*chaosAPI) ([][]chaosRecord, error) {
 	return views, nil
 }
 
+// chaosHistories reads records' histories on their origins, each once
+// per current version (after the writers stopped, a record's history
+// changes only with its current version).
+type chaosHistories struct {
+	apis  []*chaosAPI
+	slugs []string
+	cache map[string][]chaosRecord // by current hash
+}
+
+func (h *chaosHistories) of(r chaosRecord) ([]chaosRecord, error) {
+	if hs, ok := h.cache[r.Hash]; ok {
+		return hs, nil
+	}
+	i := slices.Index(h.slugs, r.Origin)
+	hs, err := h.apis[i].history(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if hs[len(hs)-1].Hash != r.Hash {
+		return nil, fmt.Errorf("%s's history of %s ends at %s, its list says %s", r.Origin, r.ID, hs[len(hs)-1].Hash, r.Hash)
+	}
+	h.cache[r.Hash] = hs
+	return hs, nil
+}
+
 // chaosDiffs compares each node's holdings of other networks' records
-// with what their origins' current audiences admit; empty when converged.
-func chaosDiffs(slugs []string, views [][]chaosRecord) []string {
+// with what their origins' audiences admit; empty when converged. A node
+// must hold another network's record at the latest version, in the
+// origin's history, whose audience admits it: the current version if it
+// does; else, if the record was narrowed past it, the withdrawn version
+// that took the body back (listed as deleted); and no version at all if
+// none ever admitted it.
+func chaosDiffs(slugs []string, views [][]chaosRecord, hist *chaosHistories) []string {
 	var diffs []string
 	own := map[string]map[string]chaosRecord{} // origin -> id -> current on the origin
 	for i, recs := range views {
@@ -434,13 +473,25 @@ func chaosDiffs(slugs []string, views [][]chaosRecord) []string {
 				continue
 			}
 			for id, r := range rs {
-				aud, err := model.ParseAudience(r.Audience)
-				if err != nil {
-					diffs = append(diffs, fmt.Sprintf("%s: audience %q of %s: %v", origin, r.Audience, id, err))
-					continue
+				versions := []chaosRecord{r}
+				if aud, err := model.ParseAudience(r.Audience); err != nil || !aud.Admits(me) {
+					hs, err := hist.of(r)
+					if err != nil {
+						diffs = append(diffs, err.Error())
+						continue
+					}
+					versions = hs
 				}
-				if aud.Admits(me) {
-					want[id] = r.Hash
+				for _, v := range slices.Backward(versions) {
+					aud, err := model.ParseAudience(v.Audience)
+					if err != nil {
+						diffs = append(diffs, fmt.Sprintf("%s: audience %q of %s: %v", origin, v.Audience, id, err))
+						break
+					}
+					if aud.Admits(me) {
+						want[id] = v.Hash
+						break
+					}
 				}
 			}
 		}
