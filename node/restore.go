@@ -161,6 +161,9 @@ func Restore(ctx context.Context, rc RestoreConfig) (rep RestoreReport, err erro
 		return rep, err
 	}
 	release()
+	if !n.settleRegistry(ctx, min(rc.RegistryWait, 30*time.Second)) {
+		progress("the registry was still changing; going on with what has arrived")
+	}
 	if err := n.restoreProfile(); err != nil {
 		return rep, err
 	}
@@ -324,6 +327,40 @@ func (n *Node) awaitRegistry(ctx context.Context, peers []peer.AddrInfo, wait ti
 		case <-tick.C:
 		}
 	}
+}
+
+// settleRegistry waits, at most wait, until this replica knows a leader,
+// has applied every entry it knows to be committed, and has applied
+// nothing new for a quiet spell (twice the heartbeat timeout, at least a
+// second), and reports whether it did. awaitRegistry returns as soon as
+// the replica lists this node, which can be before the entries after its
+// joining have arrived (custodians named later, networks that joined
+// later): going on then would restore from no custodians, or from some
+// member nodes only.
+func (n *Node) settleRegistry(ctx context.Context, wait time.Duration) bool {
+	quiet := max(time.Second, 2*n.cfg.Registry.HeartbeatTimeout)
+	deadline := time.Now().Add(wait)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var applied uint64
+	since := time.Now()
+	for time.Now().Before(deadline) {
+		st, err := n.fed.Status()
+		switch {
+		case err != nil || st.Leader == "" || st.Applied < st.CommitIndex:
+			since = time.Now()
+		case st.Applied != applied:
+			applied, since = st.Applied, time.Now()
+		case time.Since(since) >= quiet:
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	return false
 }
 
 // restoreProfile writes the network's profile as the registry holds it.
