@@ -80,6 +80,7 @@ func restore(c *cli.Context) error {
 	}
 	fmt.Fprintf(w, "Restored node %s of network %s into %s in %.1f s.\n", rep.ID, rep.Network, cfg.DataDir, rep.Seconds)
 	fmt.Fprintf(w, "  own record versions from custodians (%s): %d\n", strings.Join(rep.Custodians, ", "), rep.OwnFromCustody)
+	fmt.Fprintf(w, "  own record versions from peers they were shared with: %d\n", rep.OwnFromPeers)
 	fmt.Fprintf(w, "  versions of other networks' records from peers: %d\n", rep.Others)
 	if rep.OtherKeys > 0 {
 		fmt.Fprintf(w, "  custody copies sealed by another node of this network, not opened: %d\n", rep.OtherKeys)

@@ -17,6 +17,7 @@ import (
 	"github.com/inpud/cairn/node/durable"
 	"github.com/inpud/cairn/node/registry"
 	"github.com/inpud/cairn/node/store"
+	cairnsync "github.com/inpud/cairn/sync"
 )
 
 // Restore (issue 5, RELIABILITY T6) brings a node back into an empty data
@@ -32,9 +33,15 @@ import (
 //     custodian network, opens those its archive key sealed, verifies each
 //     version's signature and that its author is a node of this network,
 //     and stores them: these are the own records, private ones included;
-//  5. pulls from every member node as sync does: what was shared with this
+//  5. asks every other member node for the versions of this network's
+//     records it holds (sync.PullOwn: what this network shared with it),
+//     checks them as custody copies are checked, and stores those custody
+//     did not bring (the store skips versions it holds): so shared own
+//     records come back even when custodians hold nothing, or an older
+//     version, or are unreachable;
+//  6. pulls from every member node as sync does: what was shared with this
 //     network;
-//  6. removes the marker and closes.
+//  7. removes the marker and closes.
 //
 // The marker is the write guard: while it is in the data dir, the node
 // refuses record writes (ErrRestorePending), so a restore that stopped
@@ -82,6 +89,9 @@ type RestoreReport struct {
 	Network string `json:"network"`
 	// OwnFromCustody counts own versions stored from custody copies.
 	OwnFromCustody int `json:"own_from_custody"`
+	// OwnFromPeers counts own versions stored from member nodes the
+	// network had shared them with, beyond those custody brought.
+	OwnFromPeers int `json:"own_from_peers"`
 	// OtherKeys counts custody copies sealed by another archive key (another
 	// node of this network), not opened.
 	OtherKeys int `json:"other_keys"`
@@ -151,6 +161,9 @@ func Restore(ctx context.Context, rc RestoreConfig) (rep RestoreReport, err erro
 		return rep, err
 	}
 	release()
+	if !n.settleRegistry(ctx, min(rc.RegistryWait, 30*time.Second)) {
+		progress("the registry was still changing; going on with what has arrived")
+	}
 	if err := n.restoreProfile(); err != nil {
 		return rep, err
 	}
@@ -164,7 +177,7 @@ func Restore(ctx context.Context, rc RestoreConfig) (rep RestoreReport, err erro
 	names, nodes := cust.custodians()
 	rep.Custodians = append([]string{}, names...)
 	if len(names) == 0 {
-		progress("this network has no custodians: only records shared with it come back, not its own")
+		progress("this network has no custodians: its own records come back only from the member nodes it shared them with, and its private ones not at all")
 	}
 	for _, name := range names {
 		for _, id := range nodes[name] {
@@ -177,6 +190,16 @@ func Restore(ctx context.Context, rc RestoreConfig) (rep RestoreReport, err erro
 			rep.OtherKeys = max(rep.OtherKeys, other)
 			progress(fmt.Sprintf("custodian %s, node %s: %d own versions stored", name, id, got))
 		}
+	}
+
+	for _, p := range n.restorePeers() {
+		got, err := n.restoreOwnFromPeer(ctx, p.id)
+		rep.OwnFromPeers += got
+		line := fmt.Sprintf("peer %s (%s): %d own versions stored", p.id, p.network, got)
+		if err != nil {
+			line += ": " + err.Error()
+		}
+		progress(line)
 	}
 
 	repl, err := newReplication(n)
@@ -306,6 +329,40 @@ func (n *Node) awaitRegistry(ctx context.Context, peers []peer.AddrInfo, wait ti
 	}
 }
 
+// settleRegistry waits, at most wait, until this replica knows a leader,
+// has applied every entry it knows to be committed, and has applied
+// nothing new for a quiet spell (twice the heartbeat timeout, at least a
+// second), and reports whether it did. awaitRegistry returns as soon as
+// the replica lists this node, which can be before the entries after its
+// joining have arrived (custodians named later, networks that joined
+// later): going on then would restore from no custodians, or from some
+// member nodes only.
+func (n *Node) settleRegistry(ctx context.Context, wait time.Duration) bool {
+	quiet := max(time.Second, 2*n.cfg.Registry.HeartbeatTimeout)
+	deadline := time.Now().Add(wait)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var applied uint64
+	since := time.Now()
+	for time.Now().Before(deadline) {
+		st, err := n.fed.Status()
+		switch {
+		case err != nil || st.Leader == "" || st.Applied < st.CommitIndex:
+			since = time.Now()
+		case st.Applied != applied:
+			applied, since = st.Applied, time.Now()
+		case time.Since(since) >= quiet:
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	return false
+}
+
 // restoreProfile writes the network's profile as the registry holds it.
 func (n *Node) restoreProfile() error {
 	var p Profile
@@ -341,6 +398,18 @@ func (n *Node) restoreFromCustodian(ctx context.Context, id peer.ID) (stored, ot
 	if err != nil {
 		return 0, 0, err
 	}
+	stored, err = n.storeOwnVersions(copies.Envelopes, "a custody copy")
+	return stored, copies.OtherKeys, err
+}
+
+// storeOwnVersions checks versions of this network's own records that
+// came back from another node as a receiver checks a record (signature,
+// author a node of this network, origin this network) and stores them,
+// in batches; versions already held are skipped and not counted. It
+// stops at the first version that does not pass: a node that sends one
+// sends nothing more that is trusted. what names the source in that
+// error ("a custody copy").
+func (n *Node) storeOwnVersions(envs []model.Envelope, what string) (stored int, err error) {
 	st := n.fed.State()
 	batch := make([]model.Envelope, 0, store.MaxBatch)
 	flush := func() error {
@@ -352,22 +421,97 @@ func (n *Node) restoreFromCustodian(ctx context.Context, id peer.ID) (stored, ot
 		batch = batch[:0]
 		return err
 	}
-	for _, env := range copies.Envelopes {
+	for _, env := range envs {
+		// A version held already (from custody, or another peer) is
+		// skipped before its signature is checked: storing it would
+		// change nothing.
+		if p, err := env.Open(); err == nil {
+			if held, err := n.store.Holds(p.ID, p.Version, env.Hash()); err != nil {
+				return stored, err
+			} else if held {
+				continue
+			}
+		}
 		p, err := n.records.Check(env)
 		if err != nil {
-			return stored, copies.OtherKeys, fmt.Errorf("a custody copy does not verify: %w", err)
+			return stored, fmt.Errorf("%s does not verify: %w", what, err)
 		}
 		if k, ok := st.Node(p.Author); !ok || k.Network != n.profile.Slug || p.Origin != n.profile.Slug {
-			return stored, copies.OtherKeys, fmt.Errorf("a custody copy (record %s) was not written by a node of network %s", p.ID, n.profile.Slug)
+			return stored, fmt.Errorf("%s (record %s) was not written by a node of network %s", what, p.ID, n.profile.Slug)
 		}
 		batch = append(batch, env)
 		if len(batch) == store.MaxBatch {
 			if err := flush(); err != nil {
-				return stored, copies.OtherKeys, err
+				return stored, err
 			}
 		}
 	}
-	return stored, copies.OtherKeys, flush()
+	return stored, flush()
+}
+
+// restorePeer is a member node a restore asks for this network's records.
+type restorePeer struct {
+	id      peer.ID
+	network string
+}
+
+// restorePeers lists every other node of an active member network, as a
+// sync round does.
+func (n *Node) restorePeers() []restorePeer {
+	var out []restorePeer
+	n.fed.View(func(s *registry.State) {
+		for _, k := range s.Peers() {
+			if k.PeerID == n.ID() {
+				continue
+			}
+			if _, _, ok := s.Member(k.PeerID); !ok {
+				continue
+			}
+			if id, err := peer.Decode(k.PeerID); err == nil {
+				out = append(out, restorePeer{id, k.Network})
+			}
+		}
+	})
+	return out
+}
+
+// restoreOwnFromPeer pulls from one member node, with "own" requests
+// (sync.PullOwn), the versions of this network's records it holds, from
+// the start of its feed to its end, and stores them (storeOwnVersions).
+// A node whose pull server predates "own" answers ErrBadRequest: it is
+// reported, and the restore goes on with the others.
+func (n *Node) restoreOwnFromPeer(ctx context.Context, id peer.ID) (stored int, err error) {
+	if len(n.host.Network().ConnsToPeer(id)) == 0 {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := n.host.Connect(dctx, peer.AddrInfo{ID: id})
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("connect: %w", err)
+		}
+	}
+	var after uint64
+	// Each answer moves after forwards (the pull client checks it), so
+	// the feed's end comes; the bound is only a guard of a feed of
+	// 100 million entries.
+	for range 100_000_000 / cairnsync.DefaultPullLimit {
+		b, err := cairnsync.PullOwn(ctx, n.host, id, after)
+		if errors.Is(err, cairnsync.ErrBadRequest) {
+			return stored, fmt.Errorf("it does not serve a network its own records (an older version of cairn): %w", err)
+		}
+		if err != nil {
+			return stored, err
+		}
+		got, err := n.storeOwnVersions(b.Envelopes, "a version it sent")
+		stored += got
+		if err != nil {
+			return stored, err
+		}
+		if !b.More {
+			return stored, nil
+		}
+		after = b.Last
+	}
+	return stored, errors.New("its change feed did not end")
 }
 
 // writeGuard is the store the record service writes through: it refuses

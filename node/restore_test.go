@@ -126,7 +126,12 @@ func wipeAndRestore(t *testing.T, count int) {
 	if err != nil {
 		t.Fatalf("restore: %v\nprogress:\n%v", err, lines)
 	}
-	t.Logf("restored %d records (%d own versions from custody, %d others' versions from peers) in %s", len(want), rep.OwnFromCustody, rep.Others, took.Round(time.Millisecond))
+	t.Logf("restored %d records (%d own versions from custody, %d more from peers, %d others' versions from peers) in %s", len(want), rep.OwnFromCustody, rep.OwnFromPeers, rep.Others, took.Round(time.Millisecond))
+	// The custodians had caught up: what peers hold of this network's
+	// records custody brought already, and is not stored twice.
+	if rep.OwnFromPeers != 0 {
+		t.Fatalf("restore stored %d own versions from peers after custody brought them all", rep.OwnFromPeers)
+	}
 	if RestorePending(dir) {
 		t.Fatal("the restore marker is still there after a restore that finished")
 	}

@@ -28,7 +28,11 @@ import (
 //
 // The requester opens a stream, writes one request frame (JSON
 // {"after":S,"limit":N}, at most MaxRequestFrame bytes) and closes its
-// write side. The server answers with frames of at most MaxBatchFrame
+// write side. A restoring node adds "own":true (PullOwn) to ask instead
+// for the versions of its own network's records the server holds: those
+// its network shared with the server's. Without "own" the frame is what
+// it always was; a server from before "own" refuses it as a bad request,
+// which a restore takes as "nothing from this peer". The server answers with frames of at most MaxBatchFrame
 // bytes, each starting with a kind byte:
 //
 //	'b' batch: one or more envelopes, each a uvarint length and
@@ -244,6 +248,10 @@ const maxFeedID = 64
 type pullRequest struct {
 	After uint64 `json:"after"`
 	Limit int    `json:"limit"`
+	// Own asks for the requester's own network's records instead of the
+	// others' (PullOwn). Left out when false, so ordinary requests are
+	// byte for byte what they were before it.
+	Own bool `json:"own,omitempty"`
 }
 
 // PullConfig sets the server's timeouts.
@@ -363,7 +371,11 @@ func (srv *PullServer) serve(s network.Stream) error {
 		limit = DefaultPullLimit
 	}
 	limit = min(limit, MaxPullLimit)
-	err = srv.answer(w, r, req.After, limit)
+	send := sendable
+	if req.Own {
+		send = sendableOwn
+	}
+	err = srv.answer(w, r, req.After, limit, send)
 	if err != nil {
 		srv.failed.Add(1)
 		if errors.Is(err, errFeed) {
@@ -414,7 +426,7 @@ var errFeed = errors.New("the change feed failed")
 // may see in batch frames, and then the end frame. It stops early, with
 // "more" set in the end frame, once MaxPullBytes would be passed or if the
 // feed fails part way.
-func (srv *PullServer) answer(w *frameWriter, r model.Reader, after uint64, limit int) error {
+func (srv *PullServer) answer(w *frameWriter, r model.Reader, after uint64, limit int, sendable func(model.Payload, model.Reader) bool) error {
 	last, scanned, total := after, 0, 0
 	more := false
 	batch := []byte{kindBatch}
@@ -513,6 +525,16 @@ func sendable(p model.Payload, r model.Reader) bool {
 	return p.Origin != r.Network && p.Audience.Admits(r)
 }
 
+// sendableOwn is sendable for an "own" request (PullOwn): every version
+// of the requester's own network's records this node holds. They came
+// from that network, shared with this one, so sending them back shows
+// the requester nothing it did not write; a node never holds another
+// network's private versions, and those whose body was taken back have
+// no signed bytes to send.
+func sendableOwn(p model.Payload, r model.Reader) bool {
+	return p.Origin == r.Network
+}
+
 func decodeRequest(b []byte, req *pullRequest) error {
 	if !utf8.Valid(b) { // encoding/json would read invalid bytes as U+FFFD
 		return errors.New("the request is not valid UTF-8")
@@ -580,8 +602,22 @@ func Pull(ctx context.Context, h host.Host, p peer.ID, after uint64) (Batch, err
 	return pull(ctx, h, p, after, DefaultPullLimit, DefaultPullTimeout)
 }
 
+// PullOwn asks peer p for the versions of this node's own network's
+// records it holds, scanning its feed after seq after (DefaultPullLimit
+// entries at most), as Pull does otherwise. A restoring node uses it to
+// get back what its network shared before it lost its store. A peer
+// whose pull server predates it answers ErrBadRequest.
+func PullOwn(ctx context.Context, h host.Host, p peer.ID, after uint64) (Batch, error) {
+	return pullReq(ctx, h, p, pullRequest{After: after, Limit: DefaultPullLimit, Own: true}, DefaultPullTimeout)
+}
+
 func pull(ctx context.Context, h host.Host, p peer.ID, after uint64, limit int, timeout time.Duration) (Batch, error) {
-	req, err := json.Marshal(pullRequest{After: after, Limit: limit})
+	return pullReq(ctx, h, p, pullRequest{After: after, Limit: limit}, timeout)
+}
+
+func pullReq(ctx context.Context, h host.Host, p peer.ID, r pullRequest, timeout time.Duration) (Batch, error) {
+	after, limit := r.After, r.Limit
+	req, err := json.Marshal(r)
 	if err != nil {
 		return Batch{}, err
 	}
