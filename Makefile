@@ -20,7 +20,7 @@ run: build
 # All tests, with the race detector (the node, API, store and CLI run
 # goroutines), then a short run of every fuzz target.
 test: lint
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 40m ./...
 	$(MAKE) fuzz-ci
 
 test-short:
