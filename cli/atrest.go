@@ -26,7 +26,7 @@ func atRestFlags() []cli.Flag {
 func withAtRest(c *cli.Context, cfg *node.Config, firstStart bool) error {
 	if node.Initialised(cfg.DataDir) {
 		if c.IsSet("encrypt") && !node.Encrypted(cfg.DataDir) {
-			return usageError("--encrypt: %s already holds a node whose records are in clear; encryption is chosen when a data dir is made (start a new one with --encrypt and restore into it)", cfg.DataDir)
+			return usageError("--encrypt: %s already holds a node whose records are in clear; to encrypt it, back up its keys (cairn key backup), stop it, move the data dir away and run cairn restore --encrypt into a new one (docs/OPERATIONS.md)", cfg.DataDir)
 		}
 		if !node.Encrypted(cfg.DataDir) {
 			return nil

@@ -21,6 +21,7 @@ func restoreCommand() *cli.Command {
 		&cli.StringFlag{Name: "key", Usage: "the passphrase backup `FILE` made by cairn key backup"},
 		&cli.StringSliceFlag{Name: "shares", Usage: "the share files `F1,F2,...` of one set made by cairn key backup --shares (at least its threshold)"},
 		passphraseFileFlag(),
+		&cli.BoolFlag{Name: "encrypt", Usage: "seal the restored node's records at rest under a passphrase: with --key the backup's own, with --shares a new one (--passphrase-file, $" + passphraseEnv + " or asked twice). How a node kept in clear becomes an encrypted one"},
 		&cli.DurationFlag{Name: "registry-wait", Usage: "how long to wait for the registry to reach this node", Value: 2 * time.Minute},
 	)
 	return &cli.Command{
@@ -50,8 +51,8 @@ func restore(c *cli.Context) error {
 		return usageError("cairn restore needs the node's key backup: give --key FILE, or --shares F1,F2,... with enough shares of one set")
 	case key != "" && len(shares) > 0:
 		return usageError("give --key FILE or --shares F1,F2,..., not both")
-	case len(shares) > 0 && c.IsSet("passphrase-file"):
-		return usageError("--passphrase-file is not used with --shares: shares need no passphrase")
+	case len(shares) > 0 && c.IsSet("passphrase-file") && !c.Bool("encrypt"):
+		return usageError("--passphrase-file is not used with --shares: shares need no passphrase (it is, with --encrypt, for the new node's records)")
 	}
 	if len(c.StringSlice("peer")) == 0 {
 		return usageError("cairn restore needs --peer /ip4/HOST/tcp/PORT/p2p/PEERID: the address of a steward node to reach the registry through (cairn status on that node shows its addresses)")
@@ -63,9 +64,29 @@ func restore(c *cli.Context) error {
 	if err := refuseNonEmpty(cfg.DataDir); err != nil {
 		return err
 	}
-	keys, err := openBackup(c, key, shares)
+	var pass []byte // with --key, the backup's passphrase
+	if key != "" {
+		if pass, err = readPassphrase(c, false); err != nil {
+			return err
+		}
+		defer clear(pass)
+	}
+	keys, err := openBackup(c, key, pass, shares)
 	if err != nil {
 		return err
+	}
+	if c.Bool("encrypt") {
+		// The data key is sealed under the backup's passphrase (--key),
+		// or a new one (--shares), and the node started after it needs it.
+		if pass == nil {
+			if pass, err = readPassphrase(c, true); err != nil {
+				return err
+			}
+			defer clear(pass)
+		} else if err := secrets.CheckNewPassphrase(pass); err != nil {
+			return fmt.Errorf("--encrypt seals the node's records under the backup's passphrase, which is too short for that: %w", err)
+		}
+		cfg.Encrypt, cfg.Passphrase, cfg.KDF = true, append(node.Passphrase{}, pass...), backupParams
 	}
 	w, progress := c.App.Writer, c.App.ErrWriter
 	rep, err := node.Restore(c.Context, node.RestoreConfig{
@@ -109,7 +130,7 @@ func refuseNonEmpty(dir string) error {
 
 // openBackup opens a passphrase backup or combines shares into the node's
 // keys, checking they are what the backup says.
-func openBackup(c *cli.Context, key string, shares []string) (node.NodeKeys, error) {
+func openBackup(c *cli.Context, key string, pass []byte, shares []string) (node.NodeKeys, error) {
 	var (
 		owner  secrets.Owner
 		secret []byte
@@ -121,11 +142,6 @@ func openBackup(c *cli.Context, key string, shares []string) (node.NodeKeys, err
 		if err != nil {
 			return node.NodeKeys{}, fmt.Errorf("read the key backup: %w", err)
 		}
-		pass, err := readPassphrase(c, false)
-		if err != nil {
-			return node.NodeKeys{}, err
-		}
-		defer clear(pass)
 		owner, secret, err = secrets.Open(b, pass)
 		if err != nil {
 			return node.NodeKeys{}, fmt.Errorf("%s: %w", key, err)

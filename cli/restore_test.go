@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,4 +126,54 @@ func TestRestoreCommand(t *testing.T) {
 		t.Fatalf("shared priority restored at version %d, want 2", got.Version)
 	}
 	ok(t, tanpud, "priority", "update", private, "--importance", "4")
+
+	// A node kept in clear becomes an encrypted one (docs/OPERATIONS.md
+	// "Encrypting a node kept in clear"): stop it, move its data dir away,
+	// restore with --encrypt into a new one. The backup's passphrase then
+	// seals its records too.
+	eventually(t, "both custodians to hold the new version", func() bool {
+		st := jsonOf[node.CustodyStatus](t, ok(t, tanpud, "custody", "status", "--json"))
+		return len(st.Custodians) == 2 && st.Custodians[0].CaughtUp && st.Custodians[1].CaughtUp
+	})
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sealed := filepath.Join(t.TempDir(), "tanpud-sealed")
+	out, progress, err = cairn(t, sealed, "restore", "--key", keyFile, "--passphrase-file", pf, "--encrypt", "--peer", peerFlag,
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--registry-heartbeat-timeout", "200ms", "--registry-election-timeout", "400ms")
+	if err != nil {
+		t.Fatalf("restore --encrypt: %v\n%s", err, progress)
+	}
+	if !node.Encrypted(sealed) || !strings.Contains(progress, "sealed at rest") {
+		t.Fatalf("restore --encrypt made a node in clear:\n%s\n%s", out, progress)
+	}
+	cfg := node.DefaultConfig(sealed)
+	cfg.API, cfg.Listen, cfg.Registry = "127.0.0.1:0", []string{"/ip4/127.0.0.1/tcp/0"}, federation.FastConfig("")
+	if _, err := node.New(cfg); !errors.Is(err, node.ErrNeedPassphrase) {
+		t.Fatalf("the encrypted node opened without its passphrase: %v", err)
+	}
+	cfg.Passphrase = node.Passphrase(goodPass)
+	e, err := node.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		e.Close()
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if got := jsonOf[rec](t, ok(t, sealed, "priority", "show", private, "--json")); got.Version != 2 {
+		t.Fatalf("private priority restored into the encrypted node at version %d, want 2", got.Version)
+	}
+	ok(t, sealed, "priority", "show", shared)
+	ok(t, sealed, "priority", "show", fromInpud)
+	e.Close()
+	filepath.WalkDir(sealed, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, _ := os.ReadFile(path); bytes.Contains(b, []byte("Kept inside TANPUD")) {
+				t.Errorf("%s holds a record's text in clear after restore --encrypt", path)
+			}
+		}
+		return nil
+	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/inpud/cairn/model"
 	"github.com/inpud/cairn/node/durable"
 	"github.com/inpud/cairn/node/registry"
+	"github.com/inpud/cairn/node/secrets"
 	"github.com/inpud/cairn/node/store"
 	cairnsync "github.com/inpud/cairn/sync"
 )
@@ -138,6 +139,15 @@ func Restore(ctx context.Context, rc RestoreConfig) (rep RestoreReport, err erro
 		return rep, err
 	}
 	progress(fmt.Sprintf("wrote the keys of node %s (network %s) to %s", rc.Keys.ID, rc.Keys.Network, cfg.DataDir))
+	if cfg.Encrypt {
+		// A node restored with --encrypt seals its records at rest from the
+		// first one on: how a node kept in clear becomes an encrypted one.
+		owner := secrets.Owner{Network: rc.Keys.Network, PeerID: rc.Keys.ID.String(), Created: time.Now().UTC().Truncate(time.Second)}
+		if _, err := createDataKey(cfg.DataDir, owner, cfg.Passphrase, cfg.kdf()); err != nil {
+			return rep, err
+		}
+		progress("the restored node's records are sealed at rest under the passphrase")
+	}
 	cfg.Network = Profile{}
 	n, err := New(cfg)
 	if err != nil {
