@@ -130,6 +130,9 @@ func New(cfg Config) (n *Node, err error) {
 	if dk != nil {
 		cfg.Store.Sealer = dk
 	}
+	if err := checkStoreKept(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	st, err := store.Open(filepath.Join(cfg.DataDir, storeDir), cfg.Store)
 	if err != nil {
 		return nil, err

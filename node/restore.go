@@ -60,6 +60,23 @@ const restoreMarkerFile = "restore.pending"
 // has not finished.
 var ErrRestorePending = errors.New("this node's restore has not finished: run cairn restore again (with the node stopped) before writing records")
 
+// ErrStoreMissing is returned by New for a data dir that holds the node's
+// key but not its record store.
+var ErrStoreMissing = errors.New("this data dir holds the node's key but not its record store")
+
+// checkStoreKept refuses to start a node whose record store is gone while
+// its key is still there (the store directory deleted or lost, the key
+// copied into a new dir): started empty, it would write version numbers its
+// custodians and peers already hold under the same ids, a fork of its own
+// history. Init makes the store with the key, and restore makes it after
+// writing its marker, so outside a restore the store is always there.
+func checkStoreKept(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, storeDir)); !errors.Is(err, fs.ErrNotExist) || RestorePending(dir) {
+		return nil
+	}
+	return fmt.Errorf("%w (%s): starting it empty would fork its own history; move this data dir away and bring the node back with cairn restore from its key backup", ErrStoreMissing, filepath.Join(dir, storeDir))
+}
+
 // ErrDataDirNotEmpty is returned when restore is given a data dir that
 // holds anything.
 var ErrDataDirNotEmpty = errors.New("restore writes only into an empty data dir")
