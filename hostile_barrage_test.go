@@ -561,6 +561,9 @@ func TestHostilePeerBarrage(t *testing.T) {
 	if ps.Drops == 0 {
 		t.Error("the victim never dropped the attacker")
 	}
+	if n := ps.Rejections[cairnsync.ReasonRolledBack]; n != 1 {
+		t.Errorf("the victim counts %d rolled-back versions against the attacker, want the 1 it served", n)
+	}
 	if ps.Forks != forksTried {
 		t.Errorf("the victim counts %d forks against the attacker, want %d", ps.Forks, forksTried)
 	}
