@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	stdsync "sync"
@@ -47,16 +48,23 @@ const barrageMaxRSS = 256 << 20
 // throws every kind of bad input at the victim: as a pull server it
 // answers the victim's pulls with forged signatures, unknown keys,
 // out-of-audience records, invalid UTF-8, timestamps ten years ahead and
-// ten years back, a replayed older version, oversized and malformed
-// frames and a stalled answer; as a client it opens a flood of 1,000 pull
-// streams at once (half never write, half write garbage), oversized and
-// invalid-UTF-8 requests, and silent streams on every Cairn protocol.
-// Meanwhile an honest member (an in-process node) shares records.
+// ten years back, a replayed older version, a rolled-back version (version
+// 3 of its own record after it served version 5), oversized and malformed
+// frames and a stalled answer, and forks (a second version 2 of its own
+// records, following the same version 1); as a client it opens a flood of
+// 1,000 pull streams that never write, then 100 that write garbage,
+// oversized, malformed and invalid-UTF-8 requests and silent streams on
+// every Cairn protocol (pull, notify, receipt, custody). Meanwhile an
+// honest member (an in-process node) shares records.
 //
 // What a user would check: nothing the attacker sent is in the victim's
-// store; `cairn peers` counts the attacker's refusals under their reasons;
-// the honest member's records all arrive; the victim's peak RSS stays
-// under 256 MB. The test logs how many bad inputs it tried.
+// store (the rolled-back record stays at version 5, and its history notes
+// the rollback); `cairn peers` counts the attacker's refusals under their
+// reasons, each bad request as it is sent, whatever its protocol; each
+// fork is kept, marked in `cairn record history` and counted against the
+// attacker, with model.Wins' pick current; the honest member's records
+// all arrive; the victim's peak RSS stays under 256 MB. The test logs
+// "tried N bad inputs, accepted 0; forks detected F of F".
 //
 // The builders are the ones of node/hostile_test.go (pull answers framed
 // as sync.PullProtocol does, envelopes sealed by a chosen key), written
@@ -163,6 +171,21 @@ func TestHostilePeerBarrage(t *testing.T) {
 		t.Fatalf("the attacker connects to the victim: %v", err)
 	}
 	t.Logf("%v: the honest member and the attacker (as member %s) are in", elapsed(), rogueName)
+	// attackerPeer is the attacker's line of `cairn peers --json` on the
+	// victim (zero counts while the victim has none).
+	attackerPeer := func() node.PeerState {
+		t.Helper()
+		var peers []node.PeerState
+		if err := json.Unmarshal([]byte(must("peers", "--json")), &peers); err != nil {
+			t.Fatalf("cairn peers --json: %v", err)
+		}
+		for _, p := range peers {
+			if p.ID == rogueName {
+				return p
+			}
+		}
+		return node.PeerState{ID: rogueName, Rejections: map[cairnsync.Reason]int{}}
+	}
 
 	// The honest member shares records all through the attack.
 	honestIDs := make(chan []string, 1)
@@ -207,50 +230,71 @@ func TestHostilePeerBarrage(t *testing.T) {
 	flood(100, []byte("\xff\xfegarbage, not a frame\x00\x01"))
 	t.Logf("%v: the garbage flood is over", elapsed())
 	// Then bad requests and silent streams on every protocol.
-	oversized := binary.AppendUvarint(nil, 1<<20) // announces 1 MiB
-	oversized = append(oversized, make([]byte, 4096)...)
+	// oversizedAt announces a frame of n bytes (over the protocol's
+	// maximum) and sends 4 KiB of it.
+	oversizedAt := func(n int) []byte { return append(binary.AppendUvarint(nil, uint64(n)), make([]byte, 4096)...) }
+	oversized := oversizedAt(1 << 20) // 1 MiB: over every request maximum but custody's
 	requests := []struct {
 		proto protocol.ID
-		b     []byte
+		b     []byte           // nil: a slow peer that never writes
+		want  cairnsync.Reason // what the victim counts it as
 	}{
-		{cairnsync.PullProtocol, oversized},
-		{cairnsync.PullProtocol, frame([]byte(`{"after":0,"limit":"` + "\xff\xfe" + `"}`))},     // invalid UTF-8
-		{cairnsync.PullProtocol, frame([]byte(`{"after":0,"limit":1,"` + "\xc3\x28" + `":1}`))}, // invalid UTF-8 key
-		{cairnsync.PullProtocol, nil},                                                           // a slow peer that never writes
-		{cairnsync.NotifyProtocol, oversized},
-		{cairnsync.NotifyProtocol, frame([]byte("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"))},
-		{cairnsync.NotifyProtocol, nil},
-		{cairnsync.ReceiptProtocol, oversized},
-		{cairnsync.ReceiptProtocol, frame([]byte(`{"receipts":[{"id":"` + "\xff" + `","version":1,"hash":"00"}]}`))},
-		{cairnsync.ReceiptProtocol, nil},
-		{cairnsync.CustodyProtocol, frame([]byte("\x00\xff not a custody request"))},
-		{cairnsync.CustodyProtocol, nil},
+		{cairnsync.PullProtocol, oversized, cairnsync.ReasonOversizedFrame},
+		{cairnsync.PullProtocol, frame([]byte(`{"after":0,"limit":"` + "\xff\xfe" + `"}`)), cairnsync.ReasonMalformedFrame},     // invalid UTF-8
+		{cairnsync.PullProtocol, frame([]byte(`{"after":0,"limit":1,"` + "\xc3\x28" + `":1}`)), cairnsync.ReasonMalformedFrame}, // invalid UTF-8 key
+		{cairnsync.PullProtocol, nil, cairnsync.ReasonStalled},
+		{cairnsync.NotifyProtocol, oversized, cairnsync.ReasonOversizedFrame},
+		{cairnsync.NotifyProtocol, frame([]byte("\xff\xff")), cairnsync.ReasonMalformedFrame},                              // not a uvarint
+		{cairnsync.NotifyProtocol, []byte("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"), cairnsync.ReasonMalformedFrame}, // a length that overflows
+		{cairnsync.NotifyProtocol, nil, cairnsync.ReasonStalled},
+		{cairnsync.ReceiptProtocol, oversized, cairnsync.ReasonOversizedFrame},
+		{cairnsync.ReceiptProtocol, frame([]byte(`{"receipts":[{"id":"` + "\xff" + `","version":1,"hash":"00"}]}`)), cairnsync.ReasonMalformedFrame},
+		{cairnsync.ReceiptProtocol, nil, cairnsync.ReasonStalled},
+		{cairnsync.CustodyProtocol, oversizedAt(cairnsync.MaxBatchFrame + 1), cairnsync.ReasonOversizedFrame},
+		{cairnsync.CustodyProtocol, frame([]byte("\x00\xff not a custody request")), cairnsync.ReasonMalformedFrame},
+		{cairnsync.CustodyProtocol, frame(nil), cairnsync.ReasonMalformedFrame}, // an empty request
+		{cairnsync.CustodyProtocol, nil, cairnsync.ReasonStalled},
 	}
 	// Silent streams on every protocol at once (a slow peer that never
-	// writes: each is reset after its protocol's request timeout), then
-	// each bad request alone, reconnecting first if the one before got
-	// the attacker dropped: every one of them reaches the victim.
+	// writes: each is reset after its protocol's request timeout, and
+	// counted as stalled), then each bad request alone, reconnecting
+	// first if the one before got the attacker dropped: every one of
+	// them reaches the victim, and `cairn peers` counts it against the
+	// attacker under its reason, whichever protocol it came on.
+	stalledBefore := attackerPeer().Rejections[cairnsync.ReasonStalled]
 	var silent stdsync.WaitGroup
+	var silentOpened atomic.Int32
 	for _, r := range requests {
 		if r.b == nil {
 			silent.Go(func() {
 				if att.stream(ctx, r.proto, nil) {
 					att.tried.Add(1)
+					silentOpened.Add(1)
 				}
 			})
 		}
 	}
 	silent.Wait()
+	if n := silentOpened.Load(); n != 4 {
+		t.Errorf("%d of the 4 silent streams (one per protocol) opened", n)
+	}
+	waitUntil(t, ctx, "the victim to count every silent stream as stalled", func() bool {
+		return attackerPeer().Rejections[cairnsync.ReasonStalled]-stalledBefore >= int(silentOpened.Load())
+	})
 	for _, r := range requests {
 		if r.b == nil {
 			continue
 		}
+		before := attackerPeer().Rejections[r.want]
 		waitUntil(t, ctx, "the attacker to reach the victim", func() bool {
 			return connect() == nil && att.stream(ctx, r.proto, r.b)
 		})
 		att.tried.Add(1)
+		waitUntil(t, ctx, fmt.Sprintf("the victim to count a bad %s request as %s", r.proto, r.want), func() bool {
+			return attackerPeer().Rejections[r.want] > before
+		})
 	}
-	t.Logf("%v: the bad requests are done", elapsed())
+	t.Logf("%v: the bad requests are done; each was counted against the attacker under its reason", elapsed())
 
 	// Phase 2: answers to the victim's own pulls, one bad answer a pull.
 	stranger := newBarrageSigner(t)
@@ -289,15 +333,54 @@ func TestHostilePeerBarrage(t *testing.T) {
 	junkSig := sealed(rogue, rogueName, "rogue", nil)
 	junkSig.Sig = make([]byte, ed25519.SignatureSize)
 	_, _ = rand.Read(junkSig.Sig)
+	// A record of the rogue's own network, versions 1 to 5, each following
+	// the one before: the attacker serves version 5 (valid: the victim
+	// stores it), then, in a later answer, version 3: a rollback.
+	rolled := barrageChain(t, rogue, 5, "Drug checking at every festival")
+	rolledID := payloadOf(t, rolled[0]).ID
+	// Two records of the rogue's network, each forked: versions 1 and 2
+	// first, then, in a later answer, another version 2 following the
+	// same version 1 (as two nodes of one network writing at once would
+	// make honestly, and a hostile one on purpose). A fork is not refused:
+	// both versions are kept, the current one is model.Wins' pick, and
+	// the history and `cairn peers` show it.
+	type forked struct {
+		id           string
+		v1, v2, twin model.Envelope
+		winner       string // the hash model.Wins makes current
+	}
+	var forks []forked
+	for _, title := range []string{"Peer-run overdose response", "Safe supply pilots"} {
+		vs := barrageChain(t, rogue, 2, title)
+		p2 := payloadOf(t, vs[1])
+		p2.HLC += 1 << 20
+		body, err := json.Marshal(model.Priority{Kind: model.PriorityChange, Title: title + ", worded at the same time elsewhere", Importance: 3, Achievability: 3, HorizonYears: model.DefaultHorizon})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p2.Body = body
+		twin, err := model.Seal(rogueKey, p2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := forked{id: p2.ID, v1: vs[0], v2: vs[1], twin: twin, winner: twin.Hash()}
+		if model.Wins(payloadOf(t, vs[1]), p2, vs[1].Hash(), twin.Hash()) {
+			f.winner = vs[1].Hash()
+		}
+		forks = append(forks, f)
+	}
 	validUTF8 := sealed(rogue, rogueName, "rogue", nil)
 	i := strings.Index(string(validUTF8.Payload), `"title":"`) + len(`"title":"`)
 	badUTF8 := append([]byte{}, validUTF8.Payload...)
 	badUTF8[i] = 0xff // the title's first byte: not UTF-8
 	answers := []answer{
-		stallAnswer(), // takes the request, never answers
-		batch(sealed(rogue, rogueName, "tanpud", nil)),   // a forgery: another network's record, the rogue's key
-		batch(sealed(rogue, honest.ID(), "tanpud", nil)), // a forgery: the honest node named as author
-		batch(junkSig), // a signature of random bytes
+		stallAnswer(),                          // takes the request, never answers
+		setup(batch(rolled[4])),                // version 5 of the record rolled back below
+		setup(batch(forks[0].v1, forks[0].v2)), // versions 1 and 2 of the records forked below
+		setup(batch(forks[1].v1, forks[1].v2)),
+		batch(sealed(rogue, rogueName, "tanpud", nil)),     // a forgery: another network's record, the rogue's key
+		batch(sealed(rogue, honest.ID(), "tanpud", nil)),   // a forgery: the honest node named as author
+		batch(junkSig),                                     // a signature of random bytes
 		batch(sealed(stranger, stranger.id, "rogue", nil)), // a key the registry does not hold
 		batch(sealed(rogue, rogueName, "rogue", func(p *model.Payload) { // outside the victim's audience
 			p.Audience = model.Audience{"network:someone-else"}
@@ -315,6 +398,18 @@ func TestHostilePeerBarrage(t *testing.T) {
 		batch(replayed), // an older version of a record the victim holds
 		rawAnswer(append(binary.AppendUvarint(nil, cairnsync.MaxBatchFrame+1), make([]byte, 64<<10)...)), // oversized frame
 		rawAnswer([]byte("\x0bnot a frame\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff")),             // malformed frame
+		batch(rolled[2]),           // version 3 after version 5: rolled back
+		fork(batch(forks[0].twin)), // another version 2 after version 1: a fork
+		fork(batch(forks[1].twin)),
+	}
+	badAnswers, forksTried := 0, 0
+	for _, a := range answers {
+		switch {
+		case a.fork:
+			forksTried++
+		case !a.setup:
+			badAnswers++
+		}
 	}
 	attackIDs = append(attackIDs, replayedMarker(base.ID))
 	att.serve(answers)
@@ -324,7 +419,7 @@ func TestHostilePeerBarrage(t *testing.T) {
 		}
 		return att.served.Load() == int32(len(answers))
 	})
-	t.Logf("%v: the victim pulled all %d bad answers", elapsed(), len(answers))
+	t.Logf("%v: the victim pulled all %d answers (%d bad, %d forks)", elapsed(), len(answers), badAnswers, forksTried)
 
 	// The honest member's records all arrive.
 	ids := <-honestIDs
@@ -365,10 +460,70 @@ func TestHostilePeerBarrage(t *testing.T) {
 			accepted++
 		}
 	}
+	// The rogue's records the victim may hold: the one rolled back (at
+	// version 5) and the forked ones, all validly signed by the rogue's
+	// registered key; what it holds of them is checked below.
+	legit := map[string]bool{rolledID: true}
+	for _, f := range forks {
+		legit[f.id] = true
+	}
 	for id, r := range held {
+		if legit[id] {
+			continue
+		}
 		if r.Origin == "rogue" || r.Author == rogueName || r.Author == stranger.id {
 			t.Errorf("the victim holds %s (origin %s, author %s) from the attacker", id, r.Origin, r.Author)
 			accepted++
+		}
+	}
+
+	// The rolled-back version 3 was refused: the victim holds version 5
+	// as current, no version 3, and the record's history notes the
+	// rollback, naming the attacker.
+	if cur, ok := held[rolledID]; !ok || cur.Version != 5 || cur.Hash != rolled[4].Hash() {
+		t.Errorf("the victim holds %+v of the rolled-back record, want version 5 (%s) current", cur, rolled[4].Hash())
+		accepted++
+	}
+	var rolledHist []historyEntry
+	if err := json.Unmarshal([]byte(must("record", "history", rolledID, "--json")), &rolledHist); err != nil {
+		t.Fatalf("cairn record history --json: %v", err)
+	}
+	noted := false
+	for _, h := range rolledHist {
+		if h.Hash == rolled[2].Hash() {
+			t.Errorf("the victim stored the rolled-back version 3 of %s", rolledID)
+			accepted++
+		}
+		for _, ev := range h.Events {
+			noted = noted || (ev.Kind == "rolled-back" && ev.Version == 3 && ev.Hash == rolled[2].Hash() && ev.Peer == rogueName && ev.Held == 5)
+		}
+	}
+	if !noted {
+		t.Errorf("the history of %s does not note version 3 from the attacker refused against version 5: %+v", rolledID, rolledHist)
+	}
+
+	// Each fork was detected: the history marks both versions 2 as a fork
+	// after version 1, and the current one is model.Wins' pick.
+	forksDetected := 0
+	for _, f := range forks {
+		var hist []historyEntry
+		if err := json.Unmarshal([]byte(must("record", "history", f.id, "--json")), &hist); err != nil {
+			t.Fatalf("cairn record history --json: %v", err)
+		}
+		marked := 0
+		for _, h := range hist {
+			if h.Version == 2 && (h.Hash == f.v2.Hash() || h.Hash == f.twin.Hash()) && h.Fork != nil && h.Fork.Prev == f.v1.Hash() &&
+				len(h.Fork.Versions) == 2 && slices.Contains(h.Fork.Versions, f.v2.Hash()) && slices.Contains(h.Fork.Versions, f.twin.Hash()) {
+				marked++
+			}
+		}
+		if marked == 2 {
+			forksDetected++
+		} else {
+			t.Errorf("the history of %s marks %d of its two versions 2 as a fork after version 1: %+v", f.id, marked, hist)
+		}
+		if cur := held[f.id]; cur.Version != 2 || cur.Hash != f.winner {
+			t.Errorf("the current version of forked %s is %d (%s), want model.Wins' pick %s", f.id, cur.Version, cur.Hash, f.winner)
 		}
 	}
 
@@ -396,8 +551,8 @@ func TestHostilePeerBarrage(t *testing.T) {
 	t.Logf("the victim counts against the attacker: %d refusals %v, %d drops", ps.Rejected, ps.Rejections, ps.Drops)
 	for _, r := range []cairnsync.Reason{
 		cairnsync.ReasonBadSignature, cairnsync.ReasonUnknownKey, cairnsync.ReasonOutsideAudience, cairnsync.ReasonMalformed,
-		cairnsync.ReasonFutureTimestamp, cairnsync.ReasonStale, cairnsync.ReasonOversizedFrame, cairnsync.ReasonMalformedFrame,
-		cairnsync.ReasonStalled, cairnsync.ReasonRateLimited,
+		cairnsync.ReasonFutureTimestamp, cairnsync.ReasonStale, cairnsync.ReasonRolledBack, cairnsync.ReasonOversizedFrame,
+		cairnsync.ReasonMalformedFrame, cairnsync.ReasonStalled, cairnsync.ReasonRateLimited,
 	} {
 		if ps.Rejections[r] == 0 {
 			t.Errorf("the victim counted no %q against the attacker", r)
@@ -406,13 +561,19 @@ func TestHostilePeerBarrage(t *testing.T) {
 	if ps.Drops == 0 {
 		t.Error("the victim never dropped the attacker")
 	}
+	if n := ps.Rejections[cairnsync.ReasonRolledBack]; n != 1 {
+		t.Errorf("the victim counts %d rolled-back versions against the attacker, want the 1 it served", n)
+	}
+	if ps.Forks != forksTried {
+		t.Errorf("the victim counts %d forks against the attacker, want %d", ps.Forks, forksTried)
+	}
 
 	// The victim is still up, and its peak memory stayed bounded.
 	must("status")
 	hwm := vmHWM(t, victim.cmd.Process.Pid)
-	tried := att.tried.Load() + att.served.Load()
-	t.Logf("tried %d bad inputs (1,100 flood streams, of which %d of the 1,000 silent ones opened before the victim dropped the attacker; %d single streams; %d pull answers), accepted %d; the victim's peak RSS (VmHWM) %.1f MiB",
-		tried, flooded, att.tried.Load()-1100, att.served.Load(), accepted, float64(hwm)/(1<<20))
+	tried := int(att.tried.Load()) + badAnswers
+	t.Logf("tried %d bad inputs, accepted %d; forks detected %d of %d (1,100 flood streams, of which %d of the 1,000 silent ones opened before the victim dropped the attacker; %d single streams; %d bad pull answers; %d valid versions served first); the victim's peak RSS (VmHWM) %.1f MiB",
+		tried, accepted, forksDetected, forksTried, flooded, att.tried.Load()-1100, badAnswers, len(answers)-badAnswers-forksTried, float64(hwm)/(1<<20))
 	if accepted != 0 {
 		t.Fatalf("the victim accepted %d bad inputs", accepted)
 	}
@@ -441,16 +602,23 @@ type attacker struct {
 	done    chan struct{}
 }
 
-// answer is one bad answer to a pull: bytes to write (followed by an end
-// frame if end), or stall.
+// answer is one answer to a pull: bytes to write (followed by an end
+// frame if end), or stall. Most are bad inputs; setup ones carry valid
+// versions a later bad one needs (the version 5 a version 3 rolls back);
+// fork ones carry a valid version that forks its record: not refused, but
+// detected, and counted apart.
 type answer struct {
 	b     []byte
 	end   bool
 	stall bool
+	setup bool
+	fork  bool
 }
 
 func rawAnswer(b []byte) answer { return answer{b: b} }
 func stallAnswer() answer       { return answer{stall: true} }
+func setup(a answer) answer     { a.setup = true; return a }
+func fork(a answer) answer      { a.fork = true; return a }
 
 // batch frames envs as one pull answer (sync.PullProtocol): a batch frame
 // ('b', each envelope with its length), then an end frame ('e', the last
@@ -489,7 +657,8 @@ func newAttacker(t *testing.T, key ed25519.PrivateKey, port int, victim peer.ID)
 }
 
 // serve makes the attacker answer the victim's pulls with answers, one
-// each, in order; then (and before) with an empty answer.
+// each, in order; then (and before) with an empty answer. Other peers (the
+// honest member pulls from the rogue's address too) get empty answers.
 func (a *attacker) serve(answers []answer) {
 	a.mu.Lock()
 	a.answers = answers
@@ -507,7 +676,7 @@ func (a *attacker) serve(answers []answer) {
 		_ = json.Unmarshal(b, &req)
 		a.mu.Lock()
 		var next *answer
-		if len(a.answers) > 0 {
+		if len(a.answers) > 0 && s.Conn().RemotePeer() == a.victim {
 			next = &a.answers[0]
 			a.answers = a.answers[1:]
 		}
@@ -613,6 +782,61 @@ type heldRecord struct {
 	Origin  string `json:"origin"`
 	Author  string `json:"author"`
 	Version uint64 `json:"version"`
+	Hash    string `json:"hash"`
+}
+
+// historyEntry is one version in `cairn record history --json`: its fork
+// mark, and (on the last) the events noted about the record's chain.
+type historyEntry struct {
+	Version uint64 `json:"version"`
+	Hash    string `json:"hash"`
+	Fork    *struct {
+		Prev     string   `json:"prev"`
+		Versions []string `json:"versions"`
+	} `json:"fork"`
+	Events []struct {
+		Kind    string `json:"kind"`
+		Peer    string `json:"peer"`
+		Version uint64 `json:"version"`
+		Hash    string `json:"hash"`
+		Held    uint64 `json:"held"`
+	} `json:"events"`
+}
+
+// barrageChain seals versions 1 to n of one new priority of the rogue's
+// network titled title, each following the one before (Prev) and dated
+// after it, signed by the rogue's key.
+func barrageChain(t *testing.T, rogue barrageSigner, n int, title string) []model.Envelope {
+	t.Helper()
+	var out []model.Envelope
+	var id, prev string
+	for v := 1; v <= n; v++ {
+		env, pid := barrageSeal(t, rogue, rogue.id, "rogue", func(p *model.Payload) {
+			if id != "" {
+				p.ID = id
+			}
+			p.Version, p.Prev = uint64(v), prev
+			p.HLC += model.HLC(v) << 16
+			body, err := json.Marshal(model.Priority{Kind: model.PriorityChange, Title: fmt.Sprintf("%s (version %d)", title, v), Importance: 4, Achievability: 3, HorizonYears: model.DefaultHorizon})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Body = body
+		})
+		id, prev = pid, env.Hash()
+		out = append(out, env)
+	}
+	return out
+}
+
+// payloadOf opens env, which the test sealed.
+func payloadOf(t *testing.T, env model.Envelope) model.Payload {
+	t.Helper()
+	p, err := env.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // victimPriorities is `cairn priority list --json` on the victim, by id.

@@ -109,7 +109,11 @@ func newCustody(n *Node) (*custody, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := cairnsync.NewCustodyServer(registryMembers{n}, custodyPolicy{n}, custodyStore{n.store}, cairnsync.DefaultPullConfig())
+	cfg := cairnsync.DefaultPullConfig()
+	if n.repl != nil { // a node restoring has none yet (restore.go); a nil *replication would not be a nil Faults
+		cfg.Faults = n.repl // bad frames count against the sender, as on pull (drop.go)
+	}
+	srv, err := cairnsync.NewCustodyServer(registryMembers{n}, custodyPolicy{n}, custodyStore{n.store}, cfg)
 	if err != nil {
 		return nil, err
 	}

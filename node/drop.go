@@ -17,7 +17,7 @@ import (
 //   - What an honest node never sends drops the peer at once: a bad
 //     signature, an envelope that does not decode (or names no valid
 //     author key), a malformed or oversized frame, in a pull answer or a
-//     pull request. Relays verify before they store, so only a broken or
+//     request on any Cairn protocol (pull, notify, receipt, custody). Relays verify before they store, so only a broken or
 //     hostile node sends these.
 //   - What an honest node can cause only counts: an unknown key (the
 //     registry has not replicated it here yet), a revoked key (the relay

@@ -82,7 +82,11 @@ type receipts struct {
 }
 
 func newReceipts(n *Node) (*receipts, error) {
-	srv, err := cairnsync.NewReceiptServer(registryMembers{n}, receiptStore{n}, cairnsync.DefaultPullConfig())
+	cfg := cairnsync.DefaultPullConfig()
+	if n.repl != nil { // a node restoring has none yet (restore.go); a nil *replication would not be a nil Faults
+		cfg.Faults = n.repl // bad frames count against the sender, as on pull (drop.go)
+	}
+	srv, err := cairnsync.NewReceiptServer(registryMembers{n}, receiptStore{n}, cfg)
 	if err != nil {
 		return nil, err
 	}

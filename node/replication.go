@@ -94,6 +94,8 @@ func newReplication(n *Node) (*replication, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Bad notify frames count against the sender, as on pull (drop.go).
+	r.notify.ReportFaults(r)
 	if n.limits, err = newStreamLimits(n, r); err != nil { // before any Cairn handler (ratelimit.go)
 		return nil, err
 	}

@@ -376,7 +376,9 @@ type CustodyServer struct {
 
 // NewCustodyServer returns a server asking members who each requester is
 // and policy whom to serve, keeping blobs in store, with cfg's timeouts
-// (the read timeout bounds the whole request). The node registers its
+// (the read timeout bounds the whole request); cfg.Faults, if set, hears
+// of requesters that sent an oversized or malformed request, or none in
+// time (faults.go). The node registers its
 // Handle for CustodyProtocol, wrapped in the gater's GuardStream.
 func NewCustodyServer(members Members, policy CustodyPolicy, store CustodyStore, cfg PullConfig) (*CustodyServer, error) {
 	if members == nil || policy == nil || store == nil {
@@ -420,12 +422,13 @@ func (srv *CustodyServer) serve(s network.Stream) error {
 	b, err := ReadFrame(bufio.NewReaderSize(s, 64<<10), MaxBatchFrame)
 	if err != nil {
 		srv.malformed.Add(1)
+		srv.fault(from, requestFault(err))
 		return err
 	}
 	_ = s.CloseRead()
 	w := &frameWriter{s: s, bw: bufio.NewWriterSize(s, 64<<10), timeout: srv.cfg.WriteTimeout}
 	if len(b) == 0 {
-		srv.malformed.Add(1)
+		srv.bad(from)
 		return w.fail(codeBadRequest, "the request is empty")
 	}
 	r, ok := srv.members.Reader(from)
@@ -437,10 +440,10 @@ func (srv *CustodyServer) serve(s network.Stream) error {
 	case kindPush:
 		return srv.push(w, r.Network, from, b[1:])
 	case kindFetch:
-		return srv.fetch(w, r.Network, b[1:])
+		return srv.fetch(w, r.Network, from, b[1:])
 	case kindStatus:
 		if len(b) != 1 {
-			srv.malformed.Add(1)
+			srv.bad(from)
 			return w.fail(codeBadRequest, "a status request carries nothing more")
 		}
 		hold, err := srv.store.Holding(r.Network, from)
@@ -452,14 +455,23 @@ func (srv *CustodyServer) serve(s network.Stream) error {
 		f := binary.AppendUvarint([]byte{kindStatusReply}, hold.Held)
 		return w.frame(binary.AppendUvarint(f, hold.Through))
 	}
-	srv.malformed.Add(1)
+	srv.bad(from)
 	return w.fail(codeBadRequest, fmt.Sprintf("unknown request kind %#x", b[0]))
 }
+
+// bad counts a request that is not one of the custody protocol's, and
+// reports it against from as a malformed frame (faults.go).
+func (srv *CustodyServer) bad(from peer.ID) {
+	srv.malformed.Add(1)
+	srv.fault(from, ReasonMalformedFrame)
+}
+
+func (srv *CustodyServer) fault(from peer.ID, r Reason) { reportFault(srv.cfg.Faults, from, r) }
 
 func (srv *CustodyServer) push(w *frameWriter, origin string, from peer.ID, b []byte) error {
 	through, blobs, err := decodePush(b)
 	if err != nil {
-		srv.malformed.Add(1)
+		srv.bad(from)
 		return w.fail(codeBadRequest, err.Error())
 	}
 	if !srv.policy.Keeps(origin) {
@@ -469,7 +481,7 @@ func (srv *CustodyServer) push(w *frameWriter, origin string, from peer.ID, b []
 	for _, bl := range blobs {
 		h, err := bl.Header()
 		if err != nil {
-			srv.malformed.Add(1)
+			srv.bad(from)
 			return w.fail(codeBadRequest, err.Error())
 		}
 		if h.Origin != origin {
@@ -495,16 +507,16 @@ func (srv *CustodyServer) push(w *frameWriter, origin string, from peer.ID, b []
 	return nil
 }
 
-func (srv *CustodyServer) fetch(w *frameWriter, requester string, b []byte) error {
+func (srv *CustodyServer) fetch(w *frameWriter, requester string, from peer.ID, b []byte) error {
 	after, n := binary.Uvarint(b)
 	if n <= 0 {
-		srv.malformed.Add(1)
+		srv.bad(from)
 		return w.fail(codeBadRequest, "the fetch request has no position")
 	}
 	limit, k := binary.Uvarint(b[n:])
 	origin := string(b[n+max(k, 0):])
 	if k <= 0 || !model.ValidSlug(origin) {
-		srv.malformed.Add(1)
+		srv.bad(from)
 		return w.fail(codeBadRequest, "the fetch request is not a position, a limit and a network slug")
 	}
 	if !srv.policy.MayFetch(requester, origin) {

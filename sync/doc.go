@@ -38,7 +38,8 @@
 // (ErrStalled). A stream reset, this node's own shutdown and a peer's
 // refusal are not faults. The PullServer tells PullConfig.Faults about
 // requesters that sent an oversized or malformed request, or none within
-// RequestTimeout. A Puller's Gate can forbid pulling from a peer.
+// RequestTimeout; the notify, receipt and custody servers do the same
+// (faults.go). A Puller's Gate can forbid pulling from a peer.
 //
 // The node decides what follows (node/drop.go). Whatever an honest node
 // never sends drops the peer at once: a bad signature, an envelope that

@@ -58,6 +58,7 @@ type NotifyServer struct {
 	members Members
 	on      func(from peer.ID, head uint64)
 	timeout time.Duration
+	faults  Faults // set by ReportFaults before Handle is registered
 
 	received, refused, malformed atomic.Uint64
 }
@@ -83,6 +84,12 @@ func NewNotifyServer(members Members, on func(from peer.ID, head uint64), timeou
 	return &NotifyServer{members: members, on: on, timeout: timeout}, nil
 }
 
+// ReportFaults makes the server tell f of peers that sent an oversized or
+// malformed notify, or none in time (faults.go). Call it before the
+// server's Handle is registered: it is not safe to call concurrently with
+// Handle.
+func (srv *NotifyServer) ReportFaults(f Faults) { srv.faults = f }
+
 // Stats returns the notify counts so far.
 func (srv *NotifyServer) Stats() NotifyServerStats {
 	return NotifyServerStats{Received: srv.received.Load(), Refused: srv.refused.Load(), Malformed: srv.malformed.Load()}
@@ -107,12 +114,14 @@ func (srv *NotifyServer) Handle(s network.Stream) {
 	b, err := ReadFrame(bufio.NewReaderSize(s, 2*MaxNotifyFrame), MaxNotifyFrame)
 	if err != nil {
 		srv.malformed.Add(1)
+		reportFault(srv.faults, from, requestFault(err))
 		_ = s.Reset()
 		return
 	}
 	head, n := binary.Uvarint(b)
 	if n <= 0 || n != len(b) {
 		srv.malformed.Add(1)
+		reportFault(srv.faults, from, ReasonMalformedFrame)
 		_ = s.Reset()
 		return
 	}

@@ -146,7 +146,8 @@ type ReceiptServer struct {
 
 // NewReceiptServer returns a server asking members who each sender is and
 // keeping what it accepts in store, with cfg's timeouts (the read timeout
-// bounds the whole frame). The node registers its Handle for
+// bounds the whole frame); cfg.Faults, if set, hears of senders that sent
+// an oversized or malformed frame, or none in time (faults.go). The node registers its Handle for
 // ReceiptProtocol, wrapped in the gater's GuardStream.
 func NewReceiptServer(members Members, store ReceiptStore, cfg PullConfig) (*ReceiptServer, error) {
 	if members == nil || store == nil {
@@ -191,6 +192,7 @@ func (srv *ReceiptServer) serve(s network.Stream) error {
 	b, err := ReadFrame(bufio.NewReaderSize(s, 4096), MaxReceiptFrame)
 	if err != nil {
 		srv.malformed.Add(1)
+		reportFault(srv.cfg.Faults, from, requestFault(err))
 		return err
 	}
 	_ = s.CloseRead()
@@ -198,6 +200,7 @@ func (srv *ReceiptServer) serve(s network.Stream) error {
 	rs, err := decodeReceipts(b)
 	if err != nil {
 		srv.malformed.Add(1)
+		reportFault(srv.cfg.Faults, from, ReasonMalformedFrame)
 		return w.fail(codeBadRequest, err.Error())
 	}
 	r, ok := srv.members.Reader(from)
