@@ -30,6 +30,7 @@ const (
 	codeInvalid      = "invalid"
 	codeNotFound     = "not-found"
 	codeConflict     = "conflict"
+	codeApplied      = "already-applied" // a conflict too; an older leader sends "conflict"
 	codeExpired      = "expired"
 	codeNotLeader    = "not-leader"
 	codeInternal     = "internal"
@@ -38,9 +39,13 @@ const (
 var codeSentinels = map[string]error{
 	codeUnauthorised: registry.ErrUnauthorised, codeBadSignature: registry.ErrBadSignature, codeInvalid: registry.ErrInvalidCommand,
 	codeNotFound: registry.ErrNotFound, codeConflict: registry.ErrConflict, codeExpired: registry.ErrExpired, codeNotLeader: ErrNoLeader,
+	codeApplied: registry.ErrAlreadyApplied,
 }
 
 func codeOf(err error) string {
+	if errors.Is(err, registry.ErrAlreadyApplied) { // before the conflict it also is
+		return codeApplied
+	}
 	for code, s := range codeSentinels {
 		if errors.Is(err, s) {
 			return code

@@ -311,6 +311,12 @@ func (r *Registry) Submit(ctx context.Context, sc registry.SignedCommand) (regis
 	for attempt := 0; attempt < 50; attempt++ {
 		res, err, retry := r.submitOnce(ctx, sc)
 		if !retry {
+			if attempt > 0 && errors.Is(err, registry.ErrAlreadyApplied) {
+				// An earlier attempt reached the leader, which applied the
+				// command, but its answer was lost (the stream failed, or
+				// the leader changed). The command took effect once.
+				return appliedResult(sc), nil
+			}
 			return res, err
 		}
 		lastErr = err
@@ -321,6 +327,17 @@ func (r *Registry) Submit(ctx context.Context, sc registry.SignedCommand) (regis
 		}
 	}
 	return registry.Result{}, r.noLeader(lastErr)
+}
+
+// appliedResult is the answer to a command whose own answer was lost:
+// its kind and that it took effect (the registry shows the rest).
+func appliedResult(sc registry.SignedCommand) registry.Result {
+	res := registry.Result{Summary: "the registry applied this command (its first answer was lost on the way; the registry shows the change)"}
+	if c, err := sc.Open(); err == nil {
+		res.Kind = c.Kind
+		res.Summary = fmt.Sprintf("the registry applied this %s command (its first answer was lost on the way; the registry shows the change)", c.Kind)
+	}
+	return res
 }
 
 // noLeader says that no leader answered, naming the stewards' nodes this

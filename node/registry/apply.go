@@ -84,7 +84,7 @@ func (s *State) decide(c Command, hash string, now int64) (Result, func(), error
 		return Result{}, nil, refuse(ErrExpired, "the %s command was signed at %s, more than %v away from the leader's time %s; check both clocks and propose it again", c.Kind, stamp(c.Issued), ReplayWindow, stamp(now))
 	}
 	if _, dup := s.Seen[hash]; dup {
-		return Result{}, nil, refuse(ErrConflict, "this %s command was already applied; each signed command is applied once", c.Kind)
+		return Result{}, nil, refuse(ErrAlreadyApplied, "this %s command was already applied; each signed command is applied once", c.Kind)
 	}
 	if c.Kind != Genesis && s.Genesis == "" {
 		return Result{}, nil, refuse(ErrConflict, "this registry holds no federation yet; its first command must be genesis")

@@ -25,6 +25,11 @@ var (
 	// state forbids it (slug taken, invite already used, the last steward,
 	// the same template version twice, a replayed command).
 	ErrConflict = errors.New("conflict")
+	// ErrAlreadyApplied: this very signed command was applied before (its
+	// hash is in Seen). It is a conflict too (errors.Is ErrConflict); a
+	// proposer whose first answer was lost on the way knows by it that
+	// the command took effect.
+	ErrAlreadyApplied = fmt.Errorf("%w: already applied", ErrConflict)
 	// ErrExpired: an invite past its expiry, or a command issued too long
 	// before (or after) the time the log gives it.
 	ErrExpired = errors.New("expired")
