@@ -210,7 +210,7 @@ func TestFeedHeldTellsStubsLikeFeedWhere(t *testing.T) {
 	id, kept := model.NewID(t0, nil), model.NewID(t0.Add(time.Millisecond), nil)
 	mustPut(t, s, sealRec(t, rec{id: kept, version: 1}), sealRec(t, rec{id: id, version: 2, note: "two"}))
 	mustPut(t, s, sealRec(t, rec{id: id, version: 3, keep: model.Audience{"network:vnpud"}})) // takes version 2 back
-	mustPut(t, s, sealRec(t, rec{id: id, version: 1, note: "one"}))                          // late: stored as a stub
+	mustPut(t, s, sealRec(t, rec{id: id, version: 1, note: "one"}))                           // late: stored as a stub
 	mustPut(t, s, sealRec(t, rec{id: kept, version: 2}))
 
 	check := func(wantMarked int) {
