@@ -50,7 +50,7 @@ func fuzzSeeds(t testing.TB) [][]byte {
 		`{"kind":"audit"} {}`, `{"kind":"audit"}  ` + "\n", `{"body":{}}x`, `{"body":tru}`, `{"body":[1,]}`,
 		`{"body":"\ud800"}`, `{"body":"\x"}`, `{"body":-}`, `{"body":01}`, `{"body":1.}`, `{"body":1e}`,
 		"{\"body\":\"a\tb\"}", `{"id":"a\u003cb\n\"\/\u00e9\\"}`, `{"id":"\uD83D\uDE00"}`, `{"id":"\ud800"}`, `{"origin":"\u0000\b\f\r\t"}`,
-		`{"audience":["\u0041",""]}`, `{"prev":"\x"}`, `{"prev":"\u12"}`, `{"language":"\uFFFD\uffff"}`, `{"language":"ǅ"}`, `{"ſchema":1}`, `{"K":1}`, `{"kınd":"audit"}`, `{"body":[[[[[[[[]]]]]]]]}`,
+		`{"audience":["\u0041",""]}`, `{"prev":"\x"}`, `{"prev":"\u12"}`, `{"language":"\uFFFD\uffff"}`, `{"language":"ǅ"}`, `{"ſchema":1}`, "{\"\u212aind\":\"audit\"}", "{\"\u212aeep\":[\"members\"]}", `{"kınd":"audit"}`, `{"body":[[[[[[[[]]]]]]]]}`,
 	} {
 		out = append(out, []byte(s))
 	}
@@ -152,7 +152,7 @@ func auditSeeds(t testing.TB) [][]byte {
 		`{"subject":{"name":"a"},"subject":{"kind":"b"}}`, `{"subject":null}`, `{"summary":{"going_well":null}}`,
 		`{"auditors":{"count":-3}}`, `{"auditors":{"count":1.0}}`, `{"auditors":{"count":9999999999999999999}}`,
 		`{"answers":{"a":{"answer":"yes","priority_problem":true,"priority_problem":false}}}`, `{"answers":{"\u0061":{}}}`,
-		`{"answers":{"a":{"ANSWER":"yes"}}}`, `{"answers":{"a":{}}} x`, `{"answers":{"a":{"note":"x \u003c \u0026 \"q\"\n"}}}`, `{"place":"\udc00"}`, `{"template":"ſ"}`, `{"summary":{"to_change":["a",]}}`,
+		`{"answers":{"a":{"ANSWER":"yes"}}}`, `{"answers":{"a":{}}} x`, `{"answers":{"a":{"note":"x \u003c \u0026 \"q\"\n"}}}`, `{"place":"\udc00"}`, `{"template":"ſ"}`, "{\"\u017fummary\":{}}", "{\"answers\":{\"a\":{\"\u212a\":1}}}", `{"summary":{"to_change":["a",]}}`,
 	} {
 		out = append(out, []byte(s))
 	}
