@@ -20,12 +20,14 @@ import (
 // decoding differently, which FuzzPayloadDecodeMatches checks for any
 // bytes, seeded with real envelopes.
 //
-// Why not a library: the JSON decoders in go-partial.tsv (goccy/go-json,
-// segmentio/encoding, json-iterator) each differ from encoding/json in some
-// corner (duplicate keys into slices, case folding of keys, invalid escapes,
-// depth limits), so they too would need this accept-or-hand-back wrapper,
-// and the wrapper is most of the work; a fixed-shape scanner is ~3x faster
-// than any of them for a struct this size.
+// Why not a library: faster JSON decoders resolve for this module
+// (goccy/go-json, segmentio/encoding, json-iterator, sonic, fastjson), but
+// none promises encoding/json's exact acceptance (case folding of keys,
+// duplicate keys, invalid UTF-8 and escapes, depth limits), so any of them
+// would need the same accept-or-hand-back wrapper and the same
+// differential fuzzing, and the wrapper is most of the work. They were
+// not benchmarked here; this scanner decodes a benchmark-sized payload in
+// 2-4 µs against encoding/json's 15-19 (BenchmarkPayloadDecode).
 func decodePayload(b []byte, p *Payload) error {
 	if q, ok := fastPayload(b); ok {
 		*p = q
