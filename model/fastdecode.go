@@ -11,10 +11,12 @@ import (
 //
 // It first tries fastPayload, a scanner for the payloads Seal writes
 // (encoding/json.Marshal of a Payload): keys spelled exactly as the struct
-// tags, each at most once, keys without escapes, integers without
+// tags, each at most once and without escapes; string values plain or
+// with escapes other than \u of a UTF-16 surrogate; integers without
 // fraction or exponent. That scanner never refuses anything. Whatever it is
-// not sure of (an escape, a duplicate or unknown key, a key differing only
-// in case, null, a number it does not parse itself, any syntax error) it
+// not sure of (an escaped key, a surrogate escape, a duplicate or unknown
+// key, a key differing only in case, null, a number it does not parse
+// itself, any syntax error) it
 // hands back, and DecodeStrict gives the verdict and the value. So the fast
 // path can only be wrong by accepting something DecodeStrict refuses or by
 // decoding differently, which FuzzPayloadDecodeMatches checks for any
