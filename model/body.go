@@ -25,7 +25,14 @@ func DecodeBody(kind Kind, raw json.RawMessage) (any, error) {
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("%w: a %s needs a body", ErrMalformed, kind)
 	}
-	if err := DecodeStrict(raw, v); err != nil {
+	var err error
+	if a, ok := v.(*Audit); ok {
+		// Exactly DecodeStrict, with a fast path (fastdecode.go).
+		err = decodeAudit(raw, a)
+	} else {
+		err = DecodeStrict(raw, v)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%w: %s body: %v", ErrMalformed, kind, err)
 	}
 	return v, nil

@@ -260,9 +260,10 @@ func (r *receipts) pass(ctx context.Context, after uint64, group []string, nodes
 scan:
 	for scanned < r.cfg.Scan {
 		ask := min(256, r.cfg.Scan-scanned)
-		// Only the group's origins' versions are read (to tell stubs),
-		// and none is decoded.
-		entries, _, err := r.n.store.FeedWhere(end, ask, func(origin string, _ model.Audience) bool {
+		// Only the group's origins' versions are looked at (to tell
+		// stubs), none is decoded, and one stored whole is not read
+		// (FeedHeld).
+		entries, _, err := r.n.store.FeedHeld(end, ask, func(origin string, _ model.Audience) bool {
 			_, ok := pending[origin]
 			return ok
 		})

@@ -35,8 +35,27 @@ type FeedEntry struct {
 // records, say) without reading them. Entries written by a store from
 // before the feed carried them are read and decoded instead.
 func (s *Store) FeedWhere(after uint64, limit int, want func(origin string, aud model.Audience) bool) (entries []FeedEntry, last uint64, err error) {
+	return s.feedWhere(after, limit, want, true)
+}
+
+// FeedHeld is FeedWhere for a caller that needs to know only whether this
+// store still holds each wanted version whole (TakenBack), not its bytes:
+// Envelope is left empty. A version stored whole says so in its history
+// entry's metadata (metaEnvelope), so most wanted entries cost a key
+// lookup and no read of the value log; the others (stubs, and versions
+// stored before the mark existed) are read as FeedWhere reads them. The
+// delivery receipts' feed scan uses it.
+func (s *Store) FeedHeld(after uint64, limit int, want func(origin string, aud model.Audience) bool) (entries []FeedEntry, last uint64, err error) {
+	entries, last, err = s.feedWhere(after, limit, want, false)
+	for i := range entries {
+		entries[i].Envelope = model.Envelope{}
+	}
+	return entries, last, err
+}
+
+func (s *Store) feedWhere(after uint64, limit int, want func(origin string, aud model.Audience) bool, bytes bool) (entries []FeedEntry, last uint64, err error) {
 	last, err = s.scanFeed(after, limit, func(txn *badger.Txn, seq uint64, m feedMeta) error {
-		e, err := s.feedEntry(txn, seq, m, want)
+		e, err := s.feedEntry(txn, seq, m, want, bytes)
 		if err == nil {
 			entries = append(entries, e)
 		}
@@ -49,7 +68,9 @@ func (s *Store) FeedWhere(after uint64, limit int, want func(origin string, aud 
 }
 
 // feedEntry reads the entry at seq that m describes.
-func (s *Store) feedEntry(txn *badger.Txn, seq uint64, m feedMeta, want func(string, model.Audience) bool) (FeedEntry, error) {
+// Without bytes, a version whose history entry is marked metaEnvelope is
+// not read: it is held whole.
+func (s *Store) feedEntry(txn *badger.Txn, seq uint64, m feedMeta, want func(string, model.Audience) bool, bytes bool) (FeedEntry, error) {
 	if !m.full {
 		st, err := s.readFeedVersion(txn, seq, m.hk) // an older entry: decode the version
 		if err != nil {
@@ -76,6 +97,9 @@ func (s *Store) feedEntry(txn *badger.Txn, seq uint64, m feedMeta, want func(str
 	}
 	if err != nil {
 		return FeedEntry{}, err
+	}
+	if !bytes && item.UserMeta() == metaEnvelope {
+		return e, nil
 	}
 	val, err := item.ValueCopy(nil)
 	if err != nil {

@@ -196,3 +196,90 @@ func TestPutOpenedRefusesOlder(t *testing.T) {
 		t.Fatalf("history of the new record: %d versions, %v; want 2", len(hs), err)
 	}
 }
+
+// TestFeedHeldTellsStubsLikeFeedWhere: FeedHeld, which trusts a history
+// entry's metaEnvelope mark instead of reading the value, says of every
+// entry what FeedWhere says after reading it: a version stored whole and
+// later taken back (rewritten as a stub), one stored as a stub at once,
+// versions held whole, and history entries written without the mark (as
+// by a store from before it) alike.
+func TestFeedHeldTellsStubsLikeFeedWhere(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, testConfig())
+	s.SetTakeBack(func(p model.Payload) bool { return p.TakesBackFrom(tanpud) })
+	id, kept := model.NewID(t0, nil), model.NewID(t0.Add(time.Millisecond), nil)
+	mustPut(t, s, sealRec(t, rec{id: kept, version: 1}), sealRec(t, rec{id: id, version: 2, note: "two"}))
+	mustPut(t, s, sealRec(t, rec{id: id, version: 3, keep: model.Audience{"network:vnpud"}})) // takes version 2 back
+	mustPut(t, s, sealRec(t, rec{id: id, version: 1, note: "one"}))                           // late: stored as a stub
+	mustPut(t, s, sealRec(t, rec{id: kept, version: 2}))
+
+	check := func(wantMarked int) {
+		t.Helper()
+		all := func(string, model.Audience) bool { return true }
+		where, _, err := s.FeedWhere(0, 100, all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held, _, err := s.FeedHeld(0, 100, all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(where) != 5 || len(held) != len(where) {
+			t.Fatalf("FeedWhere gave %d entries, FeedHeld %d; want 5", len(where), len(held))
+		}
+		stubs, marked := 0, 0
+		for i := range where {
+			w, h := where[i], held[i]
+			if h.TakenBack != w.TakenBack || h.Seq != w.Seq || h.ID != w.ID || h.Version != w.Version || h.Hash != w.Hash {
+				t.Fatalf("entry %d: FeedHeld says %+v, FeedWhere %+v", i, h, w)
+			}
+			if h.Envelope.Payload != nil {
+				t.Fatalf("entry %d: FeedHeld returned bytes", i)
+			}
+			if w.TakenBack {
+				stubs++
+			}
+			err := s.db.View(func(txn *badger.Txn) error {
+				item, err := txn.Get(historyKey(w.ID, w.Version, w.Hash))
+				if err == nil && item.UserMeta() == metaEnvelope {
+					if w.TakenBack {
+						t.Errorf("entry %d is a stub marked as held whole", i)
+					}
+					marked++
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if stubs != 2 || marked != wantMarked {
+			t.Fatalf("%d stubs and %d entries marked whole; want 2 and %d", stubs, marked, wantMarked)
+		}
+	}
+	check(3)
+	// Entries written without the mark (a store from before it) read the
+	// same, by reading their values.
+	err := s.db.Update(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxHistory)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(it.Item().KeyCopy(nil), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, testConfig())
+	check(0)
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	badger "github.com/dgraph-io/badger"
 	"hash/crc32"
 	"strconv"
 	"strings"
@@ -317,4 +318,24 @@ func parseFeedValue(v []byte) (feedMeta, error) {
 		return bad("trailing bytes")
 	}
 	return feedMeta{hk: hk, origin: string(origin), audience: aud, full: true}, nil
+}
+
+// metaEnvelope, as the badger user-meta byte of a history entry (/h/),
+// says that its value holds the signed envelope, not a stub: PutOpened
+// sets it when it stores a version whole. Anyone may tell a held version
+// from a taken-back one by it without reading the value (a read from the
+// value log). It is only ever a promise that the value is whole: every
+// other write of a history entry (taking a body back, which rewrites it
+// as a stub, and whatever stores wrote before this byte existed) leaves
+// it 0, which says nothing, and readers then read the value to find out.
+const metaEnvelope = 0x01
+
+// historyEntry is the badger entry for history key hk with value val,
+// marked metaEnvelope if whole (val holds the envelope, not a stub).
+func historyEntry(hk, val []byte, whole bool) *badger.Entry {
+	e := badger.NewEntry(hk, val)
+	if whole {
+		e = e.WithMeta(metaEnvelope)
+	}
+	return e
 }

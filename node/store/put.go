@@ -280,7 +280,7 @@ func (w *putTxn) put(r *decoded) (st Stored, dup, conflict bool, err error) {
 	if val, err = w.s.sealValue(hk, val); err != nil {
 		return Stored{}, false, false, err
 	}
-	if err := w.txn.Set(hk, val); err != nil {
+	if err := w.txn.SetEntry(historyEntry(hk, val, !stored.TakenBack)); err != nil {
 		return Stored{}, false, false, err
 	}
 	if w.s.takesBack(r.p) {
