@@ -159,22 +159,22 @@ func (r *Registry) handlePropose(s network.Stream) {
 	}
 	// The command may end the proposer's membership (a network handing
 	// over its own archive retires itself), and the follower goroutine
-	// then closes its connection: hold it open until the proposer has
-	// read the answer and closed its end, then let Enforce close it.
+	// then closes its connection: hold it open while the answer is written
+	// and for answerGrace after, so the answer is on the wire before
+	// Enforce closes the connection. (The proposer half-closed its side
+	// after its request, so there is no end-of-stream to wait for.) The
+	// gater refuses the proposer's new streams meanwhile.
 	release := r.gater.Hold(s.Conn().RemotePeer())
-	defer func() { release(); r.notify() }()
+	defer func() { time.AfterFunc(answerGrace, func() { release(); r.notify() }) }()
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ApplyTimeout)
 	defer cancel()
 	res, err, _ := r.submitOnce(ctx, sc)
 	writeAnswer(s, res, err)
-	s.CloseWrite()
-	s.SetReadDeadline(time.Now().Add(answerDrain))
-	io.Copy(io.Discard, io.LimitReader(s, 1)) // until the proposer's EOF
 }
 
-// answerDrain bounds how long the leader waits for a proposer to read its
-// answer and close the stream.
-const answerDrain = 2 * time.Second
+// answerGrace is how long a proposer's connection stays open after its
+// answer was written, whatever the command did to its membership.
+const answerGrace = 500 * time.Millisecond
 
 // readRequest reads the one request frame of a propose or join stream,
 // under the apply timeout; on failure it resets the stream.
