@@ -3,14 +3,12 @@ package node
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/inpud/cairn/model"
-	"github.com/inpud/cairn/node/federation"
 	"github.com/inpud/cairn/node/records"
 	"github.com/inpud/cairn/node/registry"
 )
@@ -73,28 +71,8 @@ func TestRestoreBringsOwnRecordsBackFromPeers(t *testing.T) {
 		})
 	}
 
-	keys, err := ReadNodeKeys(b.cfg.DataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := b.cfg.DataDir
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultConfig(dir)
-	cfg.API = "127.0.0.1:0"
-	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg.Registry = federation.FastConfig("")
-	cfg.SyncInterval = time.Hour
-	cfg.Peers = a.Addrs()
-	var lines []string
-	rep, err := Restore(ctx, RestoreConfig{Node: cfg, Keys: keys, Progress: func(s string) { lines = append(lines, s) }})
-	if err != nil {
-		t.Fatalf("restore: %v\nprogress:\n%v", err, lines)
-	}
+	keys, dir := wipe(t, b)
+	rep, cfg, lines := restoreInto(ctx, t, dir, keys, a)
 	t.Logf("restore: %d own versions from custody, %d from peers, %d others' versions; progress:\n%v", rep.OwnFromCustody, rep.OwnFromPeers, rep.Others, lines)
 	if len(rep.Custodians) != 0 || rep.OwnFromCustody != 0 {
 		t.Fatalf("the network has no custodians, yet the restore reports %v and %d versions from custody", rep.Custodians, rep.OwnFromCustody)
@@ -191,17 +169,7 @@ func TestRestoreTakesFromCustodyAndPeers(t *testing.T) {
 		delete(want, id)
 	}
 
-	keys, err := ReadNodeKeys(b.cfg.DataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := b.cfg.DataDir
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
+	keys, dir := wipe(t, b)
 	// The custodian comes back (on a new port, published in the registry).
 	ccfg.Network = Profile{}
 	c = startNode(t, ccfg)
@@ -220,17 +188,7 @@ func TestRestoreTakesFromCustodyAndPeers(t *testing.T) {
 		return len(got) > 0 && slices.Equal(got, now)
 	})
 
-	cfg := DefaultConfig(dir)
-	cfg.API = "127.0.0.1:0"
-	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg.Registry = federation.FastConfig("")
-	cfg.SyncInterval = time.Hour
-	cfg.Peers = a.Addrs()
-	var lines []string
-	rep, err := Restore(ctx, RestoreConfig{Node: cfg, Keys: keys, Progress: func(s string) { lines = append(lines, s) }})
-	if err != nil {
-		t.Fatalf("restore: %v\nprogress:\n%v", err, lines)
-	}
+	rep, cfg, lines := restoreInto(ctx, t, dir, keys, a)
 	t.Logf("restore: %d own versions from custody, %d from peers; progress:\n%v", rep.OwnFromCustody, rep.OwnFromPeers, strings.Join(lines, "\n"))
 	r := startNode(t, cfg)
 	t.Cleanup(func() { r.Close() })

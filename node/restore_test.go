@@ -101,31 +101,11 @@ func wipeAndRestore(t *testing.T, count int) {
 	if len(want) != count+1 {
 		t.Fatalf("B holds %d records before the wipe, want %d", len(want), count+1)
 	}
-	keys, err := ReadNodeKeys(b.cfg.DataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := b.cfg.DataDir
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
+	keys, dir := wipe(t, b)
 
-	cfg := DefaultConfig(dir)
-	cfg.API = "127.0.0.1:0"
-	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg.Registry = federation.FastConfig("")
-	cfg.SyncInterval = time.Hour
-	cfg.Peers = a.Addrs()
-	var lines []string
 	start := time.Now()
-	rep, err := Restore(ctx, RestoreConfig{Node: cfg, Keys: keys, Progress: func(s string) { lines = append(lines, s) }})
+	rep, cfg, _ := restoreInto(ctx, t, dir, keys, a)
 	took := time.Since(start)
-	if err != nil {
-		t.Fatalf("restore: %v\nprogress:\n%v", err, lines)
-	}
 	t.Logf("restored %d records (%d own versions from custody, %d more from peers, %d others' versions from peers) in %s", len(want), rep.OwnFromCustody, rep.OwnFromPeers, rep.Others, took.Round(time.Millisecond))
 	// The custodians had caught up: what peers hold of this network's
 	// records custody brought already, and is not stored twice.
@@ -216,4 +196,41 @@ func TestRestoreRefusals(t *testing.T) {
 
 func errorsContain(err error, s string) bool {
 	return err != nil && strings.Contains(err.Error(), s)
+}
+
+// wipe closes n and deletes its data dir, as a lost machine would, and
+// returns its keys (what its key backup holds) and the dir.
+func wipe(t *testing.T, n *Node) (NodeKeys, string) {
+	t.Helper()
+	keys, err := ReadNodeKeys(n.cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := n.cfg.DataDir
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	return keys, dir
+}
+
+// restoreInto restores keys into dir, reaching the registry through
+// steward, and returns the report, the config to start the restored node
+// with, and the progress lines. A failed restore fails the test.
+func restoreInto(ctx context.Context, t *testing.T, dir string, keys NodeKeys, steward *Node) (RestoreReport, Config, []string) {
+	t.Helper()
+	cfg := DefaultConfig(dir)
+	cfg.API = "127.0.0.1:0"
+	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.Registry = federation.FastConfig("")
+	cfg.SyncInterval = time.Hour
+	cfg.Peers = steward.Addrs()
+	var lines []string
+	rep, err := Restore(ctx, RestoreConfig{Node: cfg, Keys: keys, Progress: func(s string) { lines = append(lines, s) }})
+	if err != nil {
+		t.Fatalf("restore: %v\nprogress:\n%v", err, lines)
+	}
+	return rep, cfg, lines
 }
