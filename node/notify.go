@@ -76,7 +76,8 @@ func (r *replication) notifyLoop(ctx context.Context, changed <-chan struct{}) {
 			next[p] = head
 			// A member not seen last round may have missed what came
 			// before, unless nothing did (prev 0: the whole feed is new).
-			if c, ok := covered[p]; (ok || prev == 0) && c == prev && fromPeer[p] == head-prev {
+			// A round without growth tells everyone, as it always did.
+			if c, ok := covered[p]; (ok || prev == 0) && c == prev && head > prev && fromPeer[p] == head-prev {
 				continue // all the growth since it was last told came from p itself
 			}
 			slots <- struct{}{}
