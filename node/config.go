@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -65,7 +66,10 @@ type Config struct {
 	Sync SyncConfig
 	// Peers are member nodes' addresses known in advance, each a multiaddr
 	// ending in /p2p/PEERID; the registry supplies the rest.
-	Peers  []string
+	Peers []string
+	// GC tunes the Go garbage collector of the process the node runs in
+	// (applyGC).
+	GC     GCConfig
 	Logger *slog.Logger
 	// Now is the node's clock. Tests inject one.
 	Now func() time.Time
@@ -94,6 +98,44 @@ func DefaultConfig(dataDir string) Config {
 		Registry:      federation.DefaultConfig(""),
 		SyncInterval:  30 * time.Second,
 		Sync:          DefaultSyncConfig(),
+		GC:            DefaultGCConfig(),
+	}
+}
+
+// GCConfig tunes the Go garbage collector (runtime/debug), for the whole
+// process: a node is meant to have its process to itself (`cairn start`).
+//
+// Why not Go's defaults (GOGC 100, no limit): in a first sync, allocation
+// and the collector were 15–30% of each process's CPU; GOGC 200 halves how
+// often it runs, for ~10% less CPU a record (docs/BENCHMARKS.md, first
+// sync, fourth round). Alone it raised the peak RSS of a node serving a
+// million records from ~134 to ~181 MB (issue 2's bound is 150 MB); the
+// soft memory limit makes the collector run sooner once the heap nears it,
+// which brings that peak below GOGC 100's, and caps a syncing receiver's too.
+type GCConfig struct {
+	// Percent is GOGC: the heap may grow by this percentage of the live
+	// heap before a collection. 0 leaves the runtime's setting.
+	Percent int
+	// MemoryLimit is GOMEMLIMIT, in bytes: a soft limit on the memory the
+	// Go runtime manages (not on mapped files). 0 leaves the runtime's
+	// setting.
+	MemoryLimit int64
+}
+
+// DefaultGCConfig returns the collector settings a node starts with.
+func DefaultGCConfig() GCConfig {
+	return GCConfig{Percent: 200, MemoryLimit: 128 << 20}
+}
+
+// applyGC sets the collector as c says, except for what the process's
+// environment sets already: GOGC and GOMEMLIMIT, an operator's explicit
+// choice, win over the defaults.
+func applyGC(c GCConfig) {
+	if c.Percent > 0 && os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(c.Percent)
+	}
+	if c.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(c.MemoryLimit)
 	}
 }
 

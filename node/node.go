@@ -86,6 +86,7 @@ func New(cfg Config) (n *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	applyGC(cfg.GC)
 	if !Initialised(cfg.DataDir) {
 		if cfg.Network.Slug == "" {
 			return nil, fmt.Errorf("%w: %s has no node yet; start one with: cairn start --data-dir %s --network SLUG --name TEXT --level global|regional|national|local", ErrNotInitialised, cfg.DataDir, cfg.DataDir)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/inpud/cairn/model"
 	"github.com/inpud/cairn/node/federation"
 	"github.com/inpud/cairn/node/registry"
+	"github.com/inpud/cairn/node/store"
 )
 
 // notifyNode starts a node of network slug whose periodic pull is an
@@ -104,5 +106,89 @@ func TestNotifyBringsRecordsWithoutWaiting(t *testing.T) {
 	waitFor(t, "the second priority to reach C through B", func() bool { return holds(c, second.ID) })
 	if len(c.host.Network().ConnsToPeer(a.id.ID)) != 0 {
 		t.Fatal("C is connected to A: the record may not have come through B")
+	}
+}
+
+// TestNotifyNotBackToTheSender: a member that stores records it pulled
+// from A does not tell A of them (A would pull and get back only what it
+// holds), but it does tell A of a record of its own.
+func TestNotifyNotBackToTheSender(t *testing.T) {
+	a := notifyNode(t, "anpud", true)
+	b := joinNode(t, a, "bnpud")
+	waitFor(t, "B to be connected to A", func() bool { return len(a.repl.connectedMembers()) == 1 })
+	share := func(n *Node, title string) string {
+		t.Helper()
+		rec, err := n.Records().AddPriority(model.Priority{Kind: model.PriorityChange, Title: title, Importance: 5, Achievability: 4}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Records().Share(rec.ID, model.Audience{model.AudienceMembers}); err != nil {
+			t.Fatal(err)
+		}
+		return rec.ID
+	}
+	// Whatever the join itself made B tell A has been pulled before A's
+	// records are written.
+	time.Sleep(time.Second)
+	before := b.repl.server.Stats().Served
+	var ids []string
+	for _, title := range []string{"Naloxone in every pharmacy", "Take-home OAT doses", "Drug checking at festivals"} {
+		ids = append(ids, share(a, title))
+	}
+	waitFor(t, "A's priorities to reach B", func() bool {
+		for _, id := range ids {
+			if !holds(b, id) {
+				return false
+			}
+		}
+		return true
+	})
+	// Time for a notify back to A, and A's pull, had B sent one.
+	time.Sleep(time.Second)
+	if got := b.repl.server.Stats().Served; got != before {
+		t.Fatalf("B answered %d pull requests after storing A's records; want none (B must not notify A of A's own records)", got-before)
+	}
+	own := share(b, "Peer-run overdose response")
+	waitFor(t, "B's own priority to reach A through a notify", func() bool { return holds(a, own) })
+}
+
+// TestFeedSourcesCountsPerPeer: the notify loop learns, per peer, how many
+// positions of the new part of the feed came from it; positions it has
+// passed are forgotten and later ones kept.
+func TestFeedSourcesCountsPerPeer(t *testing.T) {
+	const pa, pb = peer.ID("a"), peer.ID("b")
+	seqs := func(from, to uint64) []store.Stored {
+		var out []store.Stored
+		for s := from; s <= to; s++ {
+			out = append(out, store.Stored{Seq: s})
+		}
+		return out
+	}
+	var f feedSources
+	f.add(pa, seqs(1, 5))
+	f.add(pb, seqs(6, 7))
+	f.add(pa, seqs(8, 12))
+	got := f.take(2, 10) // 3..10: a 3..5 and 8..10, b 6..7
+	if got[pa] != 6 || got[pb] != 2 || len(got) != 2 {
+		t.Fatalf("take(2, 10) = %v; want a 6, b 2", got)
+	}
+	got = f.take(10, 20) // only a's 11..12 is left
+	if got[pa] != 2 || len(got) != 1 {
+		t.Fatalf("take(10, 20) = %v; want a 2", got)
+	}
+	if got = f.take(20, 30); len(got) != 0 {
+		t.Fatalf("take(20, 30) after all was taken = %v; want nothing", got)
+	}
+	// Positions noted after the loop passed them count for nothing.
+	f.add(pb, seqs(15, 16))
+	if got = f.take(30, 40); len(got) != 0 {
+		t.Fatalf("take(30, 40) of positions 15..16 = %v; want nothing", got)
+	}
+	// The runs stay bounded when nobody takes them.
+	for i := range uint64(2 * maxSourceRuns) {
+		f.add(peer.ID(fmt.Sprint(i%2)), seqs(100+i, 100+i))
+	}
+	if len(f.runs) > maxSourceRuns {
+		t.Fatalf("%d runs kept; want at most %d", len(f.runs), maxSourceRuns)
 	}
 }

@@ -42,6 +42,8 @@ type replication struct {
 	again     map[peer.ID]bool              // guarded by mu: and must run once more
 	servedBy  map[peer.ID]map[string]uint64 // guarded by mu: newest version served, per peer and record (rollback.go)
 	lastRound time.Time                     // guarded by mu
+
+	sources feedSources // what the sink stored from whom, for the notify loop (notify.go)
 }
 
 // PeerState is what this node knows of its replication with one member node.

@@ -125,6 +125,9 @@ func (s recordSink) Check(from peer.ID, envs []model.Envelope) (func() (cairnsyn
 				return c, fmt.Errorf("store records from %s: %w", from, err)
 			}
 			c.Stored += len(res.Stored)
+			if !s.offline {
+				s.r.sources.add(from, res.Stored) // not to be notified back to from (notify.go)
+			}
 			c.Duplicates += res.Duplicates
 			for range res.Older {
 				c.Reject(cairnsync.ReasonStale)
