@@ -138,11 +138,21 @@ func (a Audit) Validate(t Template, allowIdentifiers bool) error {
 		if _, err := ParseAnswer(string(ans.Answer)); err != nil || ans.Answer != mustAnswer(ans.Answer) {
 			return &FieldError{Field: "answers." + id, Msg: fmt.Sprintf("%q is not an answer: use yes, partly, no, unknown or na (not applicable)", truncate(string(ans.Answer), 40))}
 		}
+		// The checks do not depend on the field's name, so it is built only
+		// for an answer that fails them: a valid audit's answers cost no
+		// string building (this runs for every record a node receives).
+		probe := textCheck{allowIdentifiers: c.allowIdentifiers}
+		probe.text("", ans.Note, LimitNote, false)
+		probe.oneOf("", ans.Evidence, evidenceTypes)
+		if probe.err == nil {
+			continue
+		}
 		c.text("answers."+id+".note", ans.Note, LimitNote, false)
 		c.oneOf("answers."+id+".evidence", ans.Evidence, evidenceTypes)
 		if c.err != nil {
 			return c.err
 		}
+		return probe.err // not reached: the same checks failed above
 	}
 	return nil
 }

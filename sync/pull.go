@@ -418,6 +418,14 @@ func (srv *PullServer) fault(p peer.ID, r Reason) {
 // bounds what one request holds in memory besides the batch being built.
 const feedPage = 64
 
+// batchBufs holds batch-frame buffers between answers. A batch grows to
+// up to MaxBatchFrame; grown by append from nothing in every answer, it
+// was the pull server's largest allocation (several times the bytes sent,
+// as append grows a large slice by a quarter at a time). A buffer is
+// reused only after its frames are written (frameWriter.frame writes
+// and flushes before it returns), so no frame aliases another's bytes.
+var batchBufs = stdsync.Pool{New: func() any { return new([]byte) }}
+
 // errFeed means the feed failed before anything was sent, and the
 // requester got an error frame.
 var errFeed = errors.New("the change feed failed")
@@ -429,7 +437,10 @@ var errFeed = errors.New("the change feed failed")
 func (srv *PullServer) answer(w *frameWriter, r model.Reader, after uint64, limit int, sendable func(model.Payload, model.Reader) bool) error {
 	last, scanned, total := after, 0, 0
 	more := false
-	batch := []byte{kindBatch}
+	buf := batchBufs.Get().(*[]byte)
+	defer batchBufs.Put(buf)
+	batch := append((*buf)[:0], kindBatch)
+	defer func() { *buf = batch[:0] }() // keep what it grew to for the next answer
 	read := srv.feed.Feed
 	if ff, ok := srv.feed.(FilteredFeed); ok {
 		want := func(origin string, aud model.Audience) bool {

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -255,11 +256,12 @@ func (w *putTxn) put(r *decoded) (st Stored, dup, conflict bool, err error) {
 
 	w.head++
 	seq := w.head
-	bin, err := r.env.MarshalBinary()
-	if err != nil {
-		return Stored{}, false, false, err
-	}
-	val := append(u64(seq), bin...)
+	// The seq, then the envelope as MarshalBinary encodes it, built in
+	// one slice of the right size (not encoded and then copied).
+	val := make([]byte, 8, 8+binary.MaxVarintLen64+len(r.env.Payload)+len(r.env.Sig))
+	binary.BigEndian.PutUint64(val, seq)
+	val = binary.AppendUvarint(val, uint64(len(r.env.Payload)))
+	val = append(append(val, r.env.Payload...), r.env.Sig...)
 	stored := Stored{Envelope: r.env, Payload: r.p, Hash: r.hash, Seq: seq}
 	if hasCur && cur.Version > v {
 		// An older version arriving late: if a newer one held took the
