@@ -1,14 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inpud/cairn/bench"
 	"github.com/inpud/cairn/model"
 	"github.com/inpud/cairn/node"
 	"github.com/inpud/cairn/node/store"
@@ -229,57 +225,12 @@ func TestChaosKillsWhileWriting(t *testing.T) {
 	t.Logf("%v: %d kills, %d writes acknowledged (none lost), %d versions held across the three nodes, each once", since(), kills, writes, held)
 }
 
-// chaosAPI calls one node's API the way the CLI does: its address and
-// bearer token from the data dir (the token survives restarts).
-type chaosAPI struct {
-	base, token string
-	http        *http.Client
-}
+// chaosAPI calls one node's API the way the CLI does.
+type chaosAPI struct{ *bench.Client }
 
 func newChaosAPI(dir string, port int) (*chaosAPI, error) {
-	tok, err := os.ReadFile(filepath.Join(dir, "api.token"))
-	if err != nil {
-		return nil, fmt.Errorf("read the node's API token: %w", err)
-	}
-	return &chaosAPI{base: fmt.Sprintf("http://127.0.0.1:%d", port), token: strings.TrimSpace(string(tok)), http: &http.Client{Timeout: 20 * time.Second}}, nil
-}
-
-// errUnanswered: the request may or may not have been carried out.
-var errUnanswered = errors.New("no answer")
-
-func (a *chaosAPI) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUnanswered, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUnanswered, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, b)
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
+	c, err := bench.NewClient(dir, fmt.Sprintf("http://127.0.0.1:%d", port), 20*time.Second)
+	return &chaosAPI{c}, err
 }
 
 // chaosRecord is the part of the API's record view the test reads.
@@ -294,12 +245,12 @@ type chaosRecord struct {
 
 func (a *chaosAPI) list() ([]chaosRecord, error) {
 	var recs []chaosRecord
-	return recs, a.do(context.Background(), "GET", "/v1/records?deleted=true", nil, &recs)
+	return recs, a.Call(context.Background(), "GET", "/v1/records?deleted=true", nil, &recs)
 }
 
 func (a *chaosAPI) history(id string) ([]chaosRecord, error) {
 	var recs []chaosRecord
-	if err := a.do(context.Background(), "GET", "/v1/records/"+id+"/history", nil, &recs); err != nil {
+	if err := a.Call(context.Background(), "GET", "/v1/records/"+id+"/history", nil, &recs); err != nil {
 		return nil, err
 	}
 	if len(recs) == 0 {
@@ -342,7 +293,7 @@ func chaosWriter(ctx context.Context, a *chaosAPI, others []string, rng *rand.Ra
 			id = log.order[rng.IntN(len(log.order))]
 			cur = log.recs[id]
 			if cur.unsure {
-				if a.do(ctx, "GET", "/v1/records/"+id, nil, &rec) != nil {
+				if a.Call(ctx, "GET", "/v1/records/"+id, nil, &rec) != nil {
 					select { // most likely the node is down
 					case <-ctx.Done():
 					case <-time.After(200 * time.Millisecond):
@@ -358,20 +309,20 @@ func chaosWriter(ctx context.Context, a *chaosAPI, others []string, rng *rand.Ra
 		switch k := rng.IntN(10); {
 		case k < 4 || cur == nil:
 			id = ""
-			err = a.do(ctx, "POST", "/v1/priorities", map[string]any{
+			err = a.Call(ctx, "POST", "/v1/priorities", map[string]any{
 				"title": fmt.Sprintf("Longer opening hours at site %d", n), "kind": []string{"change", "achievement", "action"}[n%3],
 				"importance": 1 + n%5, "achievability": 1 + (n/5)%5, "area": "harm reduction",
 			}, &rec)
 		case k < 7 && cur.audience == "private":
-			err = a.do(ctx, "POST", "/v1/records/"+id+"/audience", map[string]any{"audience": audiences[rng.IntN(len(audiences))]}, &rec)
+			err = a.Call(ctx, "POST", "/v1/records/"+id+"/audience", map[string]any{"audience": audiences[rng.IntN(len(audiences))]}, &rec)
 		case k < 7:
 			// Share again, often narrower: a withdrawn version first takes
 			// the body back from the networks left out.
-			err = a.do(ctx, "POST", "/v1/records/"+id+"/audience", map[string]any{"audience": append(audiences, "private")[rng.IntN(len(audiences)+1)]}, &rec)
+			err = a.Call(ctx, "POST", "/v1/records/"+id+"/audience", map[string]any{"audience": append(audiences, "private")[rng.IntN(len(audiences)+1)]}, &rec)
 		case k < 9:
-			err = a.do(ctx, "PATCH", "/v1/priorities/"+id, map[string]any{"importance": 1 + rng.IntN(5)}, &rec)
+			err = a.Call(ctx, "PATCH", "/v1/priorities/"+id, map[string]any{"importance": 1 + rng.IntN(5)}, &rec)
 		default:
-			err = a.do(ctx, "DELETE", "/v1/records/"+id, nil, &rec)
+			err = a.Call(ctx, "DELETE", "/v1/records/"+id, nil, &rec)
 		}
 		switch {
 		case err == nil:

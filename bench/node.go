@@ -23,14 +23,30 @@ import (
 // Node is one `cairn start` child process with its local API.
 type Node struct {
 	Dir     string // data dir
-	API     string // base URL of the local API, http://127.0.0.1:PORT
 	APIPort int
+	*Client // its local API
 
 	cmd    *exec.Cmd
 	done   chan struct{} // closed when the process has exited
-	token  string
 	stderr *tail
-	http   *http.Client
+}
+
+// Client calls one node's local API with the node's token, as the CLI
+// does.
+type Client struct {
+	API   string // base URL of the local API, http://127.0.0.1:PORT
+	token string
+	http  *http.Client
+}
+
+// NewClient reads the API token of the node in dir and calls its API at
+// api (http://127.0.0.1:PORT), each request bounded by timeout.
+func NewClient(dir, api string, timeout time.Duration) (*Client, error) {
+	token, err := os.ReadFile(filepath.Join(dir, "api.token"))
+	if err != nil {
+		return nil, fmt.Errorf("read the node's API token: %w", err)
+	}
+	return &Client{API: api, token: strings.TrimSpace(string(token)), http: &http.Client{Timeout: timeout}}, nil
 }
 
 var readyLine = regexp.MustCompile(`ready: API http://(127\.0\.0\.1:(\d+))`)
@@ -44,7 +60,7 @@ func Start(bin, dir string, args ...string) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Dir: dir, cmd: cmd, done: make(chan struct{}), stderr: &tail{max: 8 << 10}, http: &http.Client{Timeout: 10 * time.Minute}}
+	n := &Node{Dir: dir, cmd: cmd, done: make(chan struct{}), stderr: &tail{max: 8 << 10}}
 	cmd.Stderr = n.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
@@ -73,18 +89,15 @@ func Start(bin, dir string, args ...string) (*Node, error) {
 			n.Stop()
 			return nil, fmt.Errorf("cairn start on %s exited before it was ready: %s", dir, n.stderr)
 		}
-		n.API = "http://" + m[1]
 		n.APIPort, _ = strconv.Atoi(m[2])
+		if n.Client, err = NewClient(dir, "http://"+m[1], 10*time.Minute); err != nil {
+			n.Stop()
+			return nil, err
+		}
 	case <-time.After(time.Minute):
 		n.Stop()
 		return nil, fmt.Errorf("cairn start on %s was not ready within a minute: %s", dir, n.stderr)
 	}
-	token, err := os.ReadFile(filepath.Join(dir, "api.token"))
-	if err != nil {
-		n.Stop()
-		return nil, fmt.Errorf("read the node's API token: %w", err)
-	}
-	n.token = strings.TrimSpace(string(token))
 	return n, nil
 }
 
@@ -94,7 +107,7 @@ func (n *Node) Pid() int { return n.cmd.Process.Pid }
 // Call sends one request to the node's local API with its token; in, if
 // not nil, is sent as JSON, and a 2xx answer is decoded into out, if not
 // nil.
-func (n *Node) Call(ctx context.Context, method, path string, in, out any) error {
+func (c *Client) Call(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -103,15 +116,15 @@ func (n *Node) Call(ctx context.Context, method, path string, in, out any) error
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, n.API+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, c.API+path, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+n.token)
+	req.Header.Set("Authorization", "Bearer "+c.token)
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := n.http.Do(req)
+	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
