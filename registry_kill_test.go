@@ -25,6 +25,7 @@ type proc struct {
 	api, p2p    int
 	cmd         *exec.Cmd
 	done        chan struct{}
+	started     bool // it was ready once: restarts keep its ports
 }
 
 func freePort(t *testing.T) int {
@@ -37,8 +38,33 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// start runs the node and waits for its ready line.
+// start runs the node and waits for its ready line. freePort's ports can
+// be taken by another process before the node binds them (test packages
+// run in parallel); on its first start, a node that found a port in use
+// gets a new one, up to three times. Restarts keep the ports the registry
+// knows.
 func (p *proc) start(t *testing.T, bin string, extra ...string) {
+	t.Helper()
+	for try := 1; ; try++ {
+		stderr, ok := p.startOnce(t, bin, extra...)
+		if ok {
+			p.started = true
+			return
+		}
+		if p.started || try == 3 || !strings.Contains(stderr, "address already in use") {
+			t.Fatalf("%s exited before it was ready: %s", p.slug, stderr)
+		}
+		if strings.Contains(stderr, "local API") {
+			p.api = freePort(t)
+		} else {
+			p.p2p = freePort(t)
+		}
+	}
+}
+
+// startOnce runs the node and waits up to 60 s for its ready line; when it
+// exits first, it returns its standard error and false.
+func (p *proc) startOnce(t *testing.T, bin string, extra ...string) (string, bool) {
 	t.Helper()
 	args := append([]string{"--data-dir", p.dir, "start",
 		"--api", fmt.Sprintf("127.0.0.1:%d", p.api),
@@ -73,11 +99,15 @@ func (p *proc) start(t *testing.T, bin string, extra ...string) {
 	select {
 	case ok := <-ready:
 		if !ok {
-			t.Fatalf("%s exited before it was ready: %s", p.slug, stderr.String())
+			<-p.done // Wait has copied all of its standard error
+			p.cmd = nil
+			return stderr.String(), false
 		}
+		return "", true
 	case <-time.After(60 * time.Second):
 		p.kill()
 		t.Fatalf("%s was not ready within 60 s: %s", p.slug, stderr.String())
+		return "", false
 	}
 }
 
@@ -280,4 +310,32 @@ func TestRegistrySurvivesLeaderKills(t *testing.T) {
 	}
 	t.Logf("%d leader kills, %d of %d changes acknowledged, %d lost; replicas identical (commit index %d, state %s)", killed, len(acked), changes, lost, sts[0].CommitIndex, sts[0].StateHash[:12])
 
+}
+
+// TestProcTakesAnotherPortWhenItsOwnIsTaken: the process tests' harness
+// survives a port that freePort handed out being taken before the node
+// binds it, on a first start, and keeps a restarted node's ports.
+func TestProcTakesAnotherPortWhenItsOwnIsTaken(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "cairn")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.Addr().(*net.TCPAddr).Port
+	p := &proc{slug: "inpud", level: "global", dir: filepath.Join(t.TempDir(), "inpud"), api: port, p2p: freePort(t)}
+	p.start(t, bin, "--bootstrap")
+	defer p.kill()
+	if p.api == port {
+		t.Fatalf("the node kept port %d, which another process holds", port)
+	}
+	api, p2p := p.api, p.p2p
+	p.kill()
+	p.start(t, bin)
+	if p.api != api || p.p2p != p2p {
+		t.Fatalf("a restart moved the node from ports %d/%d to %d/%d", api, p2p, p.api, p.p2p)
+	}
 }
