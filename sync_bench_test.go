@@ -43,10 +43,21 @@ func BenchmarkSyncInitial100k(b *testing.B) {
 
 func benchInitialSync(b *testing.B, n int) {
 	bin := buildCairn(b)
-	var recS, mbS, copyMBS, ratio, rssO, rssR, cpuS, cpuA float64
+	var recS, mbS, copyMBS, ratio, rssO, rssR, cpuS, cpuA, vFloor, sFloor, allFloor float64
 	for range b.N {
 		r := initialSync(b, bin, n)
 		copied := plainCopy(b, r.envs)
+		verified, stored, readBack, sealed := floors(b, r)
+		vFloor += verified.Took.Seconds() / copied.Seconds()
+		sFloor += stored.Took.Seconds() / copied.Seconds()
+		// The CPU the four need, spread perfectly over every core: no
+		// sync that does them all can be faster on this machine.
+		all := (verified.CPU + stored.CPU + readBack.CPU + sealed.CPU) / time.Duration(runtime.NumCPU())
+		allFloor += all.Seconds() / copied.Seconds()
+		b.Logf("%d records, parts of the sync's work alone: signatures checked on all %d cores %v (%.1f× the copy), %v of CPU; written into a bare badger, one key each, %d a durable transaction, %v (%.1f× the copy), %v of CPU, and read back %v of CPU; sealed and opened as Noise messages %v of CPU; the CPU of the four over %d cores: %v, %.1f× the copy",
+			n, runtime.NumCPU(), verified.Took.Round(time.Millisecond), verified.Took.Seconds()/copied.Seconds(), verified.CPU.Round(time.Millisecond),
+			store.MaxBatch, stored.Took.Round(time.Millisecond), stored.Took.Seconds()/copied.Seconds(), stored.CPU.Round(time.Millisecond), readBack.CPU.Round(time.Millisecond),
+			sealed.CPU.Round(time.Millisecond), runtime.NumCPU(), all.Round(time.Millisecond), all.Seconds()/copied.Seconds())
 		recS += float64(n) / r.took.Seconds()
 		mbS += float64(r.bytes) / 1e6 / r.took.Seconds()
 		copyMBS += float64(r.bytes) / 1e6 / copied.Seconds()
@@ -66,14 +77,49 @@ func benchInitialSync(b *testing.B, n int) {
 	b.ReportMetric(rssR/k, "MB-rss-receiver")
 	b.ReportMetric(cpuS/k, "cpu-µs/record")
 	b.ReportMetric(cpuA/k, "cpu-µs/record-with-receipts")
+	b.ReportMetric(vFloor/k, "x-copy-verify-alone")
+	b.ReportMetric(sFloor/k, "x-copy-badger-alone")
+	b.ReportMetric(allFloor/k, "x-copy-floor")
+}
+
+// floors measures four parts of the sync's work alone, after the nodes
+// have stopped (bench.VerifyFloor, bench.StoreFloor, bench.SealFloor):
+// checking the n signatures on every core, writing the n envelopes durably
+// into a bare badger with the store's options and reading them back, and
+// encrypting and decrypting their bytes as libp2p's Noise channel does. A
+// sync does all four and more, so their CPU over the machine's cores is a
+// lower bound on its time here.
+func floors(b *testing.B, r syncRun) (verified, stored, readBack, sealed bench.Floor) {
+	envs := make([]model.Envelope, len(r.envs))
+	pubs := make([]ed25519.PublicKey, len(r.envs))
+	for i, raw := range r.envs {
+		if err := envs[i].UnmarshalBinary(raw); err != nil {
+			b.Fatal(err)
+		}
+		pubs[i] = r.pub
+	}
+	verified, err := bench.VerifyFloor(pubs, envs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	stored, readBack, err = bench.StoreFloor(b.TempDir(), store.DefaultConfig().BadgerOptions(), r.envs, store.MaxBatch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sealed, err = bench.SealFloor(r.envs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return verified, stored, readBack, sealed
 }
 
 // syncRun is what one initial sync measured.
 type syncRun struct {
 	took                   time.Duration
-	bytes                  int64    // envelope bytes synced
-	envs                   [][]byte // the envelopes, as stored
-	rssOrigin, rssReceiver float64  // peak, MiB
+	bytes                  int64             // envelope bytes synced
+	envs                   [][]byte          // the envelopes, as stored
+	pub                    ed25519.PublicKey // the origin's key, which signed them
+	rssOrigin, rssReceiver float64           // peak, MiB
 	// CPU (user+system) of both processes together: from `sync now` to
 	// its answer, and from `sync now` until the origin held the receiver's
 	// delivery receipts for all.
@@ -174,7 +220,7 @@ func initialSync(b *testing.B, bin string, n int) syncRun {
 	cpuAll := pairCPUUntilReceipts(b, p, lastP.ID) - cpu0
 	b.Logf("%d records: CPU of both processes %v during the sync (%.0f µs/record), %v until the origin held all the receiver's receipts (%.0f µs/record)",
 		n, cpuSync.Round(time.Millisecond), float64(cpuSync.Microseconds())/float64(n), cpuAll.Round(time.Millisecond), float64(cpuAll.Microseconds())/float64(n))
-	r := syncRun{took: took, bytes: size, envs: envs, rssOrigin: peakRSS(b, p.origin), rssReceiver: peakRSS(b, p.receiver), cpuSync: cpuSync, cpuAll: cpuAll}
+	r := syncRun{took: took, bytes: size, envs: envs, pub: key.Public().(ed25519.PublicKey), rssOrigin: peakRSS(b, p.origin), rssReceiver: peakRSS(b, p.receiver), cpuSync: cpuSync, cpuAll: cpuAll}
 	p.stop() // nothing of Cairn runs during what comes next
 	return r
 }

@@ -245,6 +245,11 @@ func (c Config) validate() error {
 	return errors.Join(errs...)
 }
 
+// BadgerOptions is the go-ds-badger options a store opened with c uses;
+// c must be valid. The sync benchmark opens a bare badger with them to
+// measure what the store's engine alone costs (bench.StoreFloor).
+func (c Config) BadgerOptions() dsbadger.Options { return c.options() }
+
 // options turns c into go-ds-badger options, starting from a copy of
 // dsbadger.DefaultOptions and setting every field; c must be valid.
 func (c Config) options() dsbadger.Options {
