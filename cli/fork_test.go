@@ -27,7 +27,7 @@ func TestHistoryShowsFork(t *testing.T) {
 	ok(t, dir, "priority", "update", id, "--achievability", "4")
 
 	// The node's key, and its version 2 as exported.
-	keys, err := node.ReadNodeKeys(dir)
+	keys, err := node.ReadNodeKeys(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,10 +99,7 @@ func handover(c *cli.Context) error {
 	if c.IsSet("passphrase-file") && backup == "" {
 		return usageError("--passphrase-file goes with --backup: key shares need no passphrase")
 	}
-	own := ""
-	if keys, err := node.ReadNodeKeys(dataDir(c)); err == nil {
-		own = keys.Network
-	}
+	own, _ := node.NetworkOf(dataDir(c))
 	req := api.HandoverRequest{To: to, Network: network}
 	if shares != "" || backup != "" {
 		if network == "" {

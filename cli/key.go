@@ -33,8 +33,10 @@ func keyCommand() *cli.Command {
 					"$CAIRN_PASSPHRASE or --passphrase-file). With --shares N --threshold K, they are split\n" +
 					"into N share files in DIR, any K of which open them; fewer reveal nothing, and no\n" +
 					"passphrase is needed, so the share holders can recover the keys even when nobody\n" +
-					"knows the passphrase any more. The node may be running or stopped. Nothing is\n" +
-					"ever overwritten.",
+					"knows the passphrase any more. On a node encrypted at rest the keys open only with\n" +
+					"the node's passphrase (asked once, or $CAIRN_PASSPHRASE or --passphrase-file), and a\n" +
+					"passphrase backup is sealed under that same passphrase. The node may be running or\n" +
+					"stopped. Nothing is ever overwritten.",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "out", Usage: "the backup `FILE` to write (with --shares, the DIR for the share files)", Required: true},
 					&cli.IntFlag{Name: "shares", Usage: "split into `N` share files (2 to 255)"},
@@ -86,7 +88,18 @@ func keyBackup(c *cli.Context) error {
 			return err
 		}
 	}
-	keys, err := node.ReadNodeKeys(dataDir(c))
+	// On a node encrypted at rest the keys open only with its passphrase;
+	// a passphrase backup is then sealed under that same passphrase.
+	var nodePass []byte
+	if node.Encrypted(dataDir(c)) {
+		p, err := readPassphrase(c, false)
+		if err != nil {
+			return err
+		}
+		nodePass = p
+		defer clear(nodePass)
+	}
+	keys, err := node.ReadNodeKeys(dataDir(c), nodePass)
 	if err != nil {
 		return fmt.Errorf("read the node's keys: %w", err)
 	}
@@ -126,11 +139,13 @@ func keyBackup(c *cli.Context) error {
 		if err := refuseExisting(out); err != nil {
 			return err
 		}
-		pass, err := readPassphrase(c, true)
-		if err != nil {
-			return err
+		pass := nodePass
+		if pass == nil {
+			if pass, err = readPassphrase(c, true); err != nil {
+				return err
+			}
+			defer clear(pass)
 		}
-		defer clear(pass)
 		file, err := secrets.Seal(secret, owner, pass, backupParams)
 		if err != nil {
 			return err
@@ -163,7 +178,7 @@ func checkShareFlags(c *cli.Context, n, k int) error {
 		return usageError("--threshold needs --shares N: say how many shares to make")
 	case !c.IsSet("threshold"):
 		return usageError("--shares needs --threshold K: say how many shares together open the keys")
-	case c.IsSet("passphrase-file"):
+	case c.IsSet("passphrase-file") && !node.Encrypted(dataDir(c)):
 		return usageError("--passphrase-file is not used with --shares: shares need no passphrase, fewer than K of them reveal nothing")
 	case n < 2 || n > secrets.MaxShares:
 		return usageError("--shares must be from 2 to %d, not %d", secrets.MaxShares, n)
@@ -254,13 +269,15 @@ func keyCheck(c *cli.Context) error {
 	var (
 		rep    keyReport
 		secret []byte
+		pass   []byte // a backup's passphrase; on an encrypted node, tried on its keys too
 	)
 	switch {
 	case kinds[secrets.KindBackup] == 1 && len(files) == 1:
-		pass, err := readPassphrase(c, false)
+		p, err := readPassphrase(c, false)
 		if err != nil {
 			return err
 		}
+		pass = p
 		defer clear(pass)
 		owner, s, err := secrets.Open(data[0], pass)
 		if err != nil {
@@ -301,11 +318,14 @@ func keyCheck(c *cli.Context) error {
 	}
 	rep.ID, rep.Files = rep.PeerID, files
 	var here node.NodeKeys
+	sealedHere := false // the data dir's keys are sealed and did not open
 	if node.Initialised(dataDir(c)) {
-		if h, err := node.ReadNodeKeys(dataDir(c)); err == nil {
+		if h, err := node.ReadNodeKeys(dataDir(c), pass); err == nil {
 			here = h
 			same := h.Same(keys)
 			rep.MatchesDataDir = &same
+		} else if node.Encrypted(dataDir(c)) {
+			sealedHere = true
 		}
 	}
 	if wantJSON(c) {
@@ -318,6 +338,8 @@ func keyCheck(c *cli.Context) error {
 	}
 	fmt.Fprintf(w, "%s: the node key and the archive key of network %s, node %s, backed up %s.\n", what, rep.Network, rep.PeerID, rep.Created.Format("2006-01-02 15:04 MST"))
 	switch {
+	case rep.MatchesDataDir == nil && sealedHere:
+		fmt.Fprintf(w, "They were not compared with the keys of the node in %s: that node is encrypted at rest, and its keys open only with its passphrase.\n", dataDir(c))
 	case rep.MatchesDataDir == nil:
 	case *rep.MatchesDataDir:
 		fmt.Fprintf(w, "They are the keys of the node in %s.\n", dataDir(c))

@@ -57,7 +57,7 @@ const goodPass = "river stone lantern 42"
 
 func TestKeyBackupRoundTripWhileRunning(t *testing.T) {
 	dir := testNode(t)
-	keys, err := node.ReadNodeKeys(dir)
+	keys, err := node.ReadNodeKeys(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestKeyCheckRefusesWrongPassphraseAndDamage(t *testing.T) {
 
 func TestKeySharesRoundTripAndRefusals(t *testing.T) {
 	dir := stoppedNode(t, "tanpud")
-	keys, err := node.ReadNodeKeys(dir)
+	keys, err := node.ReadNodeKeys(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

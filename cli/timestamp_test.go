@@ -21,7 +21,7 @@ import (
 // nothing; with --skip-rejected the one dated now is imported.
 func TestImportRefusesImplausibleTimestamps(t *testing.T) {
 	dir := testNode(t)
-	keys, err := node.ReadNodeKeys(dir)
+	keys, err := node.ReadNodeKeys(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,15 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
-
-	"github.com/inpud/cairn/node/durable"
 )
 
 // archiveKeyFile holds the network's archive key beside identity.key, mode
-// 0600: 32 random bytes. Custody copies and encryption at rest are sealed
-// under it; `cairn key backup` saves it with the node key.
+// 0600: 32 random bytes; on an encrypted node, only sealed, as
+// archive.key.sealed (keyseal.go). Custody copies are sealed under it;
+// `cairn key backup` saves it with the node key.
 const archiveKeyFile = "archive.key"
 
 // ArchiveKeySize is the archive key's length in bytes.
@@ -25,10 +23,10 @@ var ErrNoArchiveKey = errors.New("this node has no archive key yet")
 
 // loadOrCreateArchiveKey reads the archive key, creating it when create is
 // set and there is none. Init creates it; New creates it for data dirs made
-// before it existed.
-func loadOrCreateArchiveKey(dir string, create bool) ([]byte, error) {
-	path := filepath.Join(dir, archiveKeyFile)
-	b, err := os.ReadFile(path)
+// before it existed. With a data key (an encrypted node) it is read from,
+// and created as, archive.key.sealed; peerID names the node in its header.
+func loadOrCreateArchiveKey(dir string, dk *dataKey, peerID string, create bool) ([]byte, error) {
+	b, err := readKey(dir, archiveKeyFile, dk)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !create {
 			return nil, fmt.Errorf("%w: %s has none; start the node once (cairn start) and it makes one", ErrNoArchiveKey, dir)
@@ -37,19 +35,16 @@ func loadOrCreateArchiveKey(dir string, create bool) ([]byte, error) {
 		if _, err := rand.Read(b); err != nil {
 			return nil, fmt.Errorf("create archive key: %w", err)
 		}
-		if err := durable.WriteFile(path, b, 0o600); err != nil {
-			return nil, fmt.Errorf("save archive key: %w", err)
+		if err := writeKey(dir, archiveKeyFile, b, peerID, dk); err != nil {
+			return nil, err
 		}
 		return b, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read archive key %s: %w", path, err)
-	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("archive key %s can be read by other users (mode %v); make it private with: chmod 600 %s", path, fi.Mode().Perm(), path)
+		return nil, err
 	}
 	if len(b) != ArchiveKeySize {
-		return nil, fmt.Errorf("archive key %s is damaged (%d bytes, not %d); restore it from your key backup", path, len(b), ArchiveKeySize)
+		return nil, fmt.Errorf("archive key %s is damaged (%d bytes, not %d); restore it from your key backup", filepath.Join(dir, archiveKeyFile), len(b), ArchiveKeySize)
 	}
 	return b, nil
 }

@@ -27,6 +27,7 @@ import (
 // XChaCha20-Poly1305). The record store seals every history value (the
 // envelope, which holds the body) with it; ids, kinds, origins, audiences,
 // versions and hashes stay in clear so indexes and sync work without it.
+// The node key and the archive key are sealed under it too (keyseal.go).
 
 // dataKeyFile holds the data key sealed under the passphrase.
 const dataKeyFile = "datakey.sealed"
@@ -130,6 +131,20 @@ func ChangePassphrase(dataDir string, old, new []byte, p secrets.Params) error {
 	defer unlock()
 	owner, key, err := readDataKey(dataDir, old)
 	if err != nil {
+		return err
+	}
+	// A node encrypted before its keys were sealed seals them now, as its
+	// next start would. The data key stays the same, so sealed keys stay
+	// valid under the new passphrase.
+	dk, err := newDataKey(key)
+	if err != nil {
+		return err
+	}
+	id, err := loadOrCreateIdentity(dataDir, dk, false)
+	if err != nil {
+		return err
+	}
+	if err := sealKeys(dataDir, dk, id.ID.String()); err != nil {
 		return err
 	}
 	return writeDataKey(dataDir, key, owner, new, p)

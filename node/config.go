@@ -273,6 +273,52 @@ func Initialised(dir string) bool {
 	return err == nil
 }
 
+// initKeys makes the node key, the data key when cfg.Encrypt is set, and
+// the archive key. On an encrypted node the two keys are written only
+// sealed under the data key (keyseal.go), so the node key is made in
+// memory first: the data key's file names its peer ID. Keys left by an
+// init that stopped half-way are kept (a data key only if the passphrase
+// opens it), and clear ones are sealed.
+func initKeys(cfg Config) (Identity, *dataKey, error) {
+	var dk *dataKey
+	if cfg.Encrypt {
+		k, err := openDataKey(cfg.DataDir, cfg.Passphrase)
+		if err != nil {
+			return Identity{}, nil, fmt.Errorf("%s holds the data key of an init that stopped half-way: %w", cfg.DataDir, err)
+		}
+		dk = k
+	}
+	id, err := loadOrCreateIdentity(cfg.DataDir, dk, false)
+	fresh := errors.Is(err, fs.ErrNotExist)
+	if fresh {
+		var raw []byte
+		id, raw, err = newIdentity()
+		if cfg.Encrypt && dk == nil && err == nil {
+			owner := secrets.Owner{Network: cfg.Network.Slug, PeerID: id.ID.String(), Created: time.Now().UTC().Truncate(time.Second)}
+			dk, err = createDataKey(cfg.DataDir, owner, cfg.Passphrase, cfg.kdf())
+		}
+		if err == nil {
+			err = writeKey(cfg.DataDir, identityFile, raw, id.ID.String(), dk)
+		}
+	} else if err == nil && cfg.Encrypt && dk == nil {
+		// A clear node key from an init that stopped half-way: seal it.
+		owner := secrets.Owner{Network: cfg.Network.Slug, PeerID: id.ID.String(), Created: time.Now().UTC().Truncate(time.Second)}
+		dk, err = createDataKey(cfg.DataDir, owner, cfg.Passphrase, cfg.kdf())
+	}
+	if err != nil {
+		return Identity{}, nil, err
+	}
+	if dk != nil {
+		if err := sealKeys(cfg.DataDir, dk, id.ID.String()); err != nil {
+			return Identity{}, nil, err
+		}
+	}
+	if _, err := loadOrCreateArchiveKey(cfg.DataDir, dk, id.ID.String(), true); err != nil {
+		return Identity{}, nil, err
+	}
+	return id, dk, nil
+}
+
 func readProfile(dir string) (Profile, error) {
 	b, err := os.ReadFile(filepath.Join(dir, profileFile))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -311,23 +357,15 @@ func Init(cfg Config) (Identity, error) {
 		return Identity{}, err
 	}
 	defer unlock()
-	id, err := loadOrCreateIdentity(cfg.DataDir, true)
+	id, dk, err := initKeys(cfg)
 	if err != nil {
 		return Identity{}, err
 	}
+	if dk != nil {
+		cfg.Store.Sealer = dk
+	}
 	if _, err := loadOrCreateToken(cfg.DataDir); err != nil {
 		return Identity{}, err
-	}
-	if _, err := loadOrCreateArchiveKey(cfg.DataDir, true); err != nil {
-		return Identity{}, err
-	}
-	if cfg.Encrypt {
-		owner := secrets.Owner{Network: cfg.Network.Slug, PeerID: id.ID.String(), Created: time.Now().UTC().Truncate(time.Second)}
-		k, err := createDataKey(cfg.DataDir, owner, cfg.Passphrase, cfg.kdf())
-		if err != nil {
-			return Identity{}, err
-		}
-		cfg.Store.Sealer = k
 	}
 	st, err := store.Open(filepath.Join(cfg.DataDir, storeDir), cfg.Store)
 	if err != nil {

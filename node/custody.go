@@ -101,11 +101,7 @@ type custodyPush struct {
 }
 
 func newCustody(n *Node) (*custody, error) {
-	raw, err := loadOrCreateArchiveKey(n.cfg.DataDir, false)
-	if err != nil {
-		return nil, err
-	}
-	key, err := cairnsync.NewArchiveKey(raw)
+	key, err := cairnsync.NewArchiveKey(n.archiveKey)
 	if err != nil {
 		return nil, err
 	}

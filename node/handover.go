@@ -139,11 +139,7 @@ func (n *Node) Handover(ctx context.Context, to, network string, archiveKey []by
 		if err := n.custodiansCaughtUp(net); err != nil {
 			return registry.Result{}, err
 		}
-		k, err := loadOrCreateArchiveKey(n.cfg.DataDir, false)
-		if err != nil {
-			return registry.Result{}, err
-		}
-		raw = k
+		raw = n.archiveKey
 	} else {
 		if len(archiveKey) != ArchiveKeySize {
 			return registry.Result{}, refuseHandover(registry.ErrInvalidCommand, "%s is not this node's network: give its archive key with its key shares (--shares) or its key backup (--backup)", network)

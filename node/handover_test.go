@@ -225,7 +225,7 @@ func TestShutdownHandoverByCustodian(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	f := startShutdownFed(t)
-	keys, err := ReadNodeKeys(f.n.cfg.DataDir)
+	keys, err := ReadNodeKeys(f.n.cfg.DataDir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,13 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
-
-	"github.com/inpud/cairn/node/durable"
 )
 
 // Identity is the node's Ed25519 key. It is a libp2p key, so the same key
@@ -22,7 +19,8 @@ type Identity struct {
 	ID   peer.ID
 }
 
-// identityFile is where the key lives in the data dir, mode 0600.
+// identityFile is where the key lives in the data dir, mode 0600; on an
+// encrypted node, only sealed, as identity.key.sealed (keyseal.go).
 const identityFile = "identity.key"
 
 // SigningKey returns the key as a standard-library Ed25519 key.
@@ -38,28 +36,43 @@ func (i Identity) SigningKey() (ed25519.PrivateKey, error) {
 }
 
 // loadOrCreateIdentity reads the node key, creating it when create is set
-// and there is none.
-func loadOrCreateIdentity(dir string, create bool) (Identity, error) {
-	path := filepath.Join(dir, identityFile)
-	b, err := os.ReadFile(path)
+// and there is none. With a data key (an encrypted node) it is read from,
+// and created as, identity.key.sealed (keyseal.go).
+func loadOrCreateIdentity(dir string, dk *dataKey, create bool) (Identity, error) {
+	b, err := readKey(dir, identityFile, dk)
 	if errors.Is(err, fs.ErrNotExist) && create {
-		priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		id, raw, err := newIdentity()
 		if err != nil {
-			return Identity{}, fmt.Errorf("create node key: %w", err)
+			return Identity{}, err
 		}
-		b, err = crypto.MarshalPrivateKey(priv)
-		if err != nil {
-			return Identity{}, fmt.Errorf("encode node key: %w", err)
+		if err := writeKey(dir, identityFile, raw, id.ID.String(), dk); err != nil {
+			return Identity{}, err
 		}
-		if err := durable.WriteFile(path, b, 0o600); err != nil {
-			return Identity{}, fmt.Errorf("save node key: %w", err)
-		}
-	} else if err != nil {
-		return Identity{}, fmt.Errorf("read node key %s: %w", path, err)
+		return id, nil
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		return Identity{}, fmt.Errorf("node key %s can be read by other users (mode %v); make it private with: chmod 600 %s", path, fi.Mode().Perm(), path)
+	if err != nil {
+		return Identity{}, err
 	}
+	return parseIdentity(filepath.Join(dir, identityFile), b)
+}
+
+// newIdentity makes a new node key, and gives it as identity.key holds it.
+func newIdentity() (Identity, []byte, error) {
+	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return Identity{}, nil, fmt.Errorf("create node key: %w", err)
+	}
+	raw, err := crypto.MarshalPrivateKey(priv)
+	if err != nil {
+		return Identity{}, nil, fmt.Errorf("encode node key: %w", err)
+	}
+	id, err := parseIdentity("the new node key", raw)
+	return id, raw, err
+}
+
+// parseIdentity reads a node key as identity.key holds it; path names it
+// in messages.
+func parseIdentity(path string, b []byte) (Identity, error) {
 	priv, err := crypto.UnmarshalPrivateKey(b)
 	if err != nil {
 		return Identity{}, fmt.Errorf("node key %s is damaged: %w", path, err)

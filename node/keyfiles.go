@@ -21,13 +21,20 @@ type NodeKeys struct {
 
 // ReadNodeKeys reads the keys of the node in dir straight from its files,
 // without taking the data dir's lock, so the node may be running or not.
-// It writes nothing: a data dir without an archive key gives ErrNoArchiveKey.
-func ReadNodeKeys(dir string) (NodeKeys, error) {
+// On an encrypted node the keys are sealed under the data key, so it needs
+// the node's passphrase (ErrNeedPassphrase without one, ErrWrongPassphrase
+// for another); on a node in clear passphrase is not used. It writes
+// nothing: a data dir without an archive key gives ErrNoArchiveKey.
+func ReadNodeKeys(dir string, passphrase []byte) (NodeKeys, error) {
 	p, err := readProfile(dir)
 	if err != nil {
 		return NodeKeys{}, err
 	}
-	id, err := loadOrCreateIdentity(dir, false)
+	dk, err := openDataKey(dir, passphrase)
+	if err != nil {
+		return NodeKeys{}, err
+	}
+	id, err := loadOrCreateIdentity(dir, dk, false)
 	if err != nil {
 		return NodeKeys{}, err
 	}
@@ -35,11 +42,18 @@ func ReadNodeKeys(dir string) (NodeKeys, error) {
 	if err != nil {
 		return NodeKeys{}, fmt.Errorf("encode node key: %w", err)
 	}
-	ak, err := loadOrCreateArchiveKey(dir, false)
+	ak, err := loadOrCreateArchiveKey(dir, dk, id.ID.String(), false)
 	if err != nil {
 		return NodeKeys{}, err
 	}
 	return NodeKeys{Network: p.Slug, ID: id.ID, Identity: raw, Archive: ak}, nil
+}
+
+// NetworkOf reads the slug of the network whose node is in dir, without
+// its keys or the data dir's lock.
+func NetworkOf(dir string) (string, error) {
+	p, err := readProfile(dir)
+	return p.Slug, err
 }
 
 // keysJSON is how NodeKeys is encoded inside a sealed backup or a share set.

@@ -24,7 +24,7 @@ func TestArchiveKeyMadeAtInitAndBackedUp(t *testing.T) {
 	if fi.Size() != ArchiveKeySize || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("archive key is %d bytes, mode %v; want %d bytes, 0600", fi.Size(), fi.Mode().Perm(), ArchiveKeySize)
 	}
-	k, err := ReadNodeKeys(dir)
+	k, err := ReadNodeKeys(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestArchiveKeyMadeAtInitAndBackedUp(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, archiveKeyFile)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadNodeKeys(dir); !errors.Is(err, ErrNoArchiveKey) {
+	if _, err := ReadNodeKeys(dir, nil); !errors.Is(err, ErrNoArchiveKey) {
 		t.Fatalf("ReadNodeKeys without an archive key: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, archiveKeyFile)); !errors.Is(err, os.ErrNotExist) {
@@ -58,7 +58,7 @@ func TestArchiveKeyMadeAtInitAndBackedUp(t *testing.T) {
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
-	k1, err := ReadNodeKeys(dir)
+	k1, err := ReadNodeKeys(dir, nil)
 	if err != nil {
 		t.Fatalf("after a start: %v", err)
 	}
@@ -69,7 +69,7 @@ func TestArchiveKeyMadeAtInitAndBackedUp(t *testing.T) {
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
-	k2, err := ReadNodeKeys(dir)
+	k2, err := ReadNodeKeys(dir, nil)
 	if err != nil || !k2.Same(k1) {
 		t.Fatalf("a second start changed the archive key (%v)", err)
 	}
@@ -78,11 +78,11 @@ func TestArchiveKeyMadeAtInitAndBackedUp(t *testing.T) {
 func TestDecodeNodeKeysRefusesAMismatch(t *testing.T) {
 	a := NodeKeys{Network: "x", Archive: make([]byte, ArchiveKeySize)}
 	dir := t.TempDir()
-	id, err := loadOrCreateIdentity(dir, true)
+	id, err := loadOrCreateIdentity(dir, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := loadOrCreateIdentity(t.TempDir(), true)
+	other, err := loadOrCreateIdentity(t.TempDir(), nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}

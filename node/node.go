@@ -49,23 +49,26 @@ var ErrRunning = errors.New("a node is already running on this data dir")
 
 // Node is one running member node.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	id      Identity
-	profile Profile
-	store   *store.Store
-	records *records.Service
-	host    host.Host
-	gater   *p2p.Gater
-	fed     *federation.Registry
-	repl    *replication
-	limits  *streamLimits // set in newReplication, before any handler
-	rcpt    *receipts
-	cust    *custody
-	hand    *handovers // imports archives handed over to this network
-	metrics *prometheus.Registry
-	started time.Time
-	unlock  func()
+	cfg Config
+	log *slog.Logger
+	id  Identity
+	// archiveKey is the network's archive key, read once in New: on an
+	// encrypted node its file opens only with the data key.
+	archiveKey []byte
+	profile    Profile
+	store      *store.Store
+	records    *records.Service
+	host       host.Host
+	gater      *p2p.Gater
+	fed        *federation.Registry
+	repl       *replication
+	limits     *streamLimits // set in newReplication, before any handler
+	rcpt       *receipts
+	cust       *custody
+	hand       *handovers // imports archives handed over to this network
+	metrics    *prometheus.Registry
+	started    time.Time
+	unlock     func()
 
 	srv    *http.Server
 	addr   string
@@ -112,24 +115,31 @@ func New(cfg Config) (n *Node, err error) {
 			unlock()
 		}
 	}()
-	id, err := loadOrCreateIdentity(cfg.DataDir, false)
+	// The data key first: on an encrypted node the keys are sealed under
+	// it, and a missing or wrong passphrase must stop New before it writes.
+	dk, err := openDataKey(cfg.DataDir, cfg.Passphrase)
 	if err != nil {
 		return nil, err
 	}
+	id, err := loadOrCreateIdentity(cfg.DataDir, dk, false)
+	if err != nil {
+		return nil, err
+	}
+	if dk != nil {
+		// A node encrypted before its keys were sealed seals them now.
+		if err = sealKeys(cfg.DataDir, dk, id.ID.String()); err != nil {
+			return nil, err
+		}
+		cfg.Store.Sealer = dk
+	}
 	// Data dirs made before archive keys existed get one now.
-	if _, err = loadOrCreateArchiveKey(cfg.DataDir, true); err != nil {
+	archive, err := loadOrCreateArchiveKey(cfg.DataDir, dk, id.ID.String(), true)
+	if err != nil {
 		return nil, err
 	}
 	key, err := id.SigningKey()
 	if err != nil {
 		return nil, err
-	}
-	dk, err := openDataKey(cfg.DataDir, cfg.Passphrase)
-	if err != nil {
-		return nil, err
-	}
-	if dk != nil {
-		cfg.Store.Sealer = dk
 	}
 	if err := checkStoreKept(cfg.DataDir); err != nil {
 		return nil, err
@@ -138,7 +148,7 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n = &Node{cfg: cfg, log: cfg.Logger, id: id, profile: profile, store: st, unlock: unlock, metrics: prometheus.NewRegistry()}
+	n = &Node{cfg: cfg, log: cfg.Logger, id: id, archiveKey: archive, profile: profile, store: st, unlock: unlock, metrics: prometheus.NewRegistry()}
 	if err := n.openNetwork(key); err != nil {
 		st.Close()
 		return nil, err

@@ -152,18 +152,12 @@ func Restore(ctx context.Context, rc RestoreConfig) (rep RestoreReport, err erro
 	if len(peers) == 0 {
 		return rep, errors.New("restore needs a member node to reach the registry through: give --peer /ip4/HOST/tcp/PORT/p2p/PEERID of a steward node (cairn status on that node shows its addresses)")
 	}
-	if err := writeRestoreStart(cfg.DataDir, rc.Keys); err != nil {
+	if err := writeRestoreStart(cfg, rc.Keys); err != nil {
 		return rep, err
 	}
 	progress(fmt.Sprintf("wrote the keys of node %s (network %s) to %s", rc.Keys.ID, rc.Keys.Network, cfg.DataDir))
 	if cfg.Encrypt {
-		// A node restored with --encrypt seals its records at rest from the
-		// first one on: how a node kept in clear becomes an encrypted one.
-		owner := secrets.Owner{Network: rc.Keys.Network, PeerID: rc.Keys.ID.String(), Created: time.Now().UTC().Truncate(time.Second)}
-		if _, err := createDataKey(cfg.DataDir, owner, cfg.Passphrase, cfg.kdf()); err != nil {
-			return rep, err
-		}
-		progress("the restored node's records are sealed at rest under the passphrase")
+		progress("the restored node's keys and records are sealed at rest under the passphrase")
 	}
 	cfg.Network = Profile{}
 	n, err := New(cfg)
@@ -274,24 +268,34 @@ func checkEmptyDir(dir string) error {
 	return nil
 }
 
-// writeRestoreStart writes the marker, then the keys, then a profile with
-// only the network's slug (the registry's comes later).
-func writeRestoreStart(dir string, keys NodeKeys) error {
+// writeRestoreStart writes the marker, then, with cfg.Encrypt, a new data
+// key sealed under the passphrase (a node restored with --encrypt seals its
+// keys and its records at rest from the first one on: how a node kept in
+// clear becomes an encrypted one), then the keys (sealed under the data key
+// when there is one), then a profile with only the network's slug (the
+// registry's comes later).
+func writeRestoreStart(cfg Config, keys NodeKeys) error {
+	dir := cfg.DataDir
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	files := []struct {
-		name string
-		data []byte
-	}{
-		{restoreMarkerFile, []byte(keys.ID.String() + "\n")},
-		{identityFile, keys.Identity},
-		{archiveKeyFile, keys.Archive},
+	if err := durable.WriteFile(filepath.Join(dir, restoreMarkerFile), []byte(keys.ID.String()+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", restoreMarkerFile, err)
 	}
-	for _, f := range files {
-		if err := durable.WriteFile(filepath.Join(dir, f.name), f.data, 0o600); err != nil {
-			return fmt.Errorf("write %s: %w", f.name, err)
+	var dk *dataKey
+	if cfg.Encrypt {
+		owner := secrets.Owner{Network: keys.Network, PeerID: keys.ID.String(), Created: time.Now().UTC().Truncate(time.Second)}
+		k, err := createDataKey(dir, owner, cfg.Passphrase, cfg.kdf())
+		if err != nil {
+			return err
 		}
+		dk = k
+	}
+	if err := writeKey(dir, identityFile, keys.Identity, keys.ID.String(), dk); err != nil {
+		return err
+	}
+	if err := writeKey(dir, archiveKeyFile, keys.Archive, keys.ID.String(), dk); err != nil {
+		return err
 	}
 	if _, err := loadOrCreateToken(dir); err != nil {
 		return err

@@ -160,7 +160,7 @@ func TestRestoreRefusals(t *testing.T) {
 	ctx := context.Background()
 	src := testConfig(t)
 	n := startNode(t, src)
-	keys, err := ReadNodeKeys(src.DataDir)
+	keys, err := ReadNodeKeys(src.DataDir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func errorsContain(err error, s string) bool {
 // returns its keys (what its key backup holds) and the dir.
 func wipe(t *testing.T, n *Node) (NodeKeys, string) {
 	t.Helper()
-	keys, err := ReadNodeKeys(n.cfg.DataDir)
+	keys, err := ReadNodeKeys(n.cfg.DataDir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
