@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/inpud/cairn/node"
 	"github.com/inpud/cairn/node/federation"
@@ -82,6 +86,72 @@ func holdsMarker(b []byte, marker string) bool {
 	return false
 }
 
+// privateKeys gives what must not be readable on a seized disk: the node
+// key's Ed25519 seed (the rest of the key is the public key, which the
+// peer ID shows) and the archive key.
+func privateKeys(t *testing.T, keys node.NodeKeys) map[string][]byte {
+	t.Helper()
+	priv, err := crypto.UnmarshalPrivateKey(keys.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := priv.Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string][]byte{"node key": raw[:32], "archive key": keys.Archive}
+}
+
+// holdsSecret reports whether b shows secret, or either half of it, in
+// clear, in hex, or in base64 (standard or URL alphabet) at any of the
+// three alignments on base64's 3-byte groups.
+func holdsSecret(b, secret []byte) bool {
+	for _, s := range [][]byte{secret, secret[:len(secret)/2], secret[len(secret)/2:]} {
+		if bytes.Contains(b, s) || bytes.Contains(bytes.ToLower(b), []byte(hex.EncodeToString(s))) {
+			return true
+		}
+		for a := 0; a < 3; a++ {
+			n := (len(s) - a) / 3 * 3
+			for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+				if bytes.Contains(b, []byte(enc.EncodeToString(s[a:a+n]))) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// filesHoldingSecret lists the files under dir that show secret.
+func filesHoldingSecret(t *testing.T, dir string, secret []byte) []string {
+	t.Helper()
+	var hits []string
+	for p, b := range dirFiles(t, dir) {
+		if holdsSecret([]byte(b), secret) {
+			hits = append(hits, p)
+		}
+	}
+	return hits
+}
+
+// dirFiles reads every file under dir but the lock file.
+func dirFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() == "lock" {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		files[p] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
 // fillMarked writes an audit, a priority and a committee report with the
 // marker in names, notes and titles, each updated once.
 func fillMarked(t *testing.T, dir string) {
@@ -127,6 +197,31 @@ func TestSeizedDisk(t *testing.T) {
 				t.Fatal(err)
 			}
 
+			// The node's private keys: the node key's seed and the archive
+			// key, in clear, base64 or hex, are nowhere on an encrypted
+			// node's disk; on a node in clear they are (identity.key,
+			// archive.key), which shows the search works.
+			keys, err := node.ReadNodeKeys(dir, []byte(p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for what, secret := range privateKeys(t, keys) {
+				hits := filesHoldingSecret(t, dir, secret)
+				if encrypt && len(hits) > 0 {
+					t.Fatalf("the %s is readable on the encrypted node's disk in %v", what, hits)
+				}
+				if !encrypt && len(hits) == 0 {
+					t.Fatalf("the %s was not found on a node in clear: the search does not work", what)
+				}
+			}
+			if encrypt {
+				for _, f := range []string{"identity.key", "archive.key"} {
+					if _, err := os.Stat(filepath.Join(dir, f)); !errors.Is(err, os.ErrNotExist) {
+						t.Fatalf("%s is on the encrypted node's disk (%v)", f, err)
+					}
+				}
+			}
+
 			onDisk := filesHolding(t, dir, seizedMarker)
 			inExport := filesHolding(t, filepath.Dir(exp), seizedMarker)
 			if encrypt && (len(onDisk) > 0 || len(inExport) > 0) {
@@ -138,9 +233,21 @@ func TestSeizedDisk(t *testing.T) {
 			if !encrypt {
 				return
 			}
-			// The records are all still there with the passphrase, and a
-			// sealed export imports into another node with it.
-			runNode(t, dir, pass, nil)
+			// A wrong passphrase is refused in one sentence and changes
+			// nothing; the right one opens the node as the same peer, with
+			// all its records, and a sealed export imports into another
+			// node with it.
+			before := dirFiles(t, dir)
+			_, _, err = cairn(t, dir, "start", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--passphrase-file", passFile(t, "not the passphrase at all"))
+			if err == nil || !strings.Contains(err.Error(), "wrong passphrase") || strings.Count(strings.TrimSpace(err.Error()), "\n") > 0 {
+				t.Fatalf("start with a wrong passphrase: %v", err)
+			}
+			if after := dirFiles(t, dir); !maps.Equal(before, after) {
+				t.Fatal("a start refused for its wrong passphrase changed the data dir")
+			}
+			if r := runNode(t, dir, pass, nil); r.ID() != n.ID() {
+				t.Fatalf("the encrypted node restarted as %s, not %s", r.ID(), n.ID())
+			}
 			if c := countRecords(t, dir); c["audit"] != 1 || c["priority"] != 1 || c["committee-report"] != 1 {
 				t.Fatalf("after restart the encrypted node holds %v", c)
 			}
@@ -225,7 +332,11 @@ func TestPassphraseChange(t *testing.T) {
 		}
 		t.Fatalf("the old passphrase after the change: %v; want a wrong passphrase", err)
 	}
-	runNode(t, dir, nw, nil)
+	// The change rewraps the data key only: the keys sealed under it still
+	// open, and the node is the same peer.
+	if r := runNode(t, dir, nw, nil); r.ID() != n.ID() {
+		t.Fatalf("after the passphrase change the node is %s, not %s", r.ID(), n.ID())
+	}
 	if !strings.Contains(ok(t, dir, "priority", "show", id), "Before the change") {
 		t.Fatal("the record written before the change does not read back")
 	}

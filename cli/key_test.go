@@ -244,3 +244,64 @@ func TestKeyBackupRefusals(t *testing.T) {
 		t.Fatalf("refused backups wrote %v", names)
 	}
 }
+
+// TestKeyBackupOfEncryptedNode: on a node encrypted at rest the keys are
+// sealed, so key backup asks for the node's passphrase: without it or with
+// another it refuses in one sentence and writes nothing; with it the backup
+// (sealed under that passphrase) and the shares hold the node's keys.
+func TestKeyBackupOfEncryptedNode(t *testing.T) {
+	t.Setenv(passphraseEnv, "")
+	os.Unsetenv(passphraseEnv)
+	dir := filepath.Join(t.TempDir(), "data")
+	pf := passFile(t, goodPass)
+	ok(t, dir, "init", "--network", "tanpud", "--name", "TANPUD", "--level", "national", "--encrypt", "--passphrase-file", pf)
+	n := runNode(t, dir, goodPass, nil)
+
+	out := filepath.Join(t.TempDir(), "tanpud.key")
+	fails(t, dir, "no passphrase given", "key", "backup", "--out", out)
+	fails(t, dir, "wrong passphrase", "key", "backup", "--out", out, "--passphrase-file", passFile(t, "not the passphrase at all"))
+	sd := filepath.Join(t.TempDir(), "shares")
+	fails(t, dir, "wrong passphrase", "key", "backup", "--shares", "3", "--threshold", "2", "--out", sd, "--passphrase-file", passFile(t, "not the passphrase at all"))
+	if got := append(entries(t, filepath.Dir(out)), entries(t, sd)...); len(got) != 0 {
+		t.Fatalf("a refused backup wrote %v", got)
+	}
+
+	msg := ok(t, dir, "key", "backup", "--out", out, "--passphrase-file", pf)
+	if !strings.Contains(msg, n.ID()) {
+		t.Fatalf("backup output does not say whose keys:\n%s", msg)
+	}
+	keys, err := node.ReadNodeKeys(dir, []byte(goodPass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(out)
+	for what, secret := range privateKeys(t, keys) {
+		if holdsSecret(b, secret) {
+			t.Fatalf("the backup shows the %s", what)
+		}
+	}
+	check := ok(t, dir, "key", "check", out, "--passphrase-file", pf)
+	if !strings.Contains(check, n.ID()) || !strings.Contains(check, "They are the keys of the node in "+dir) {
+		t.Fatalf("key check of the encrypted node's backup:\n%s", check)
+	}
+
+	rep := jsonOf[keyReport](t, ok(t, dir, "--json", "key", "backup", "--shares", "3", "--threshold", "2", "--out", sd, "--passphrase-file", pf))
+	if rep.PeerID != n.ID() || len(rep.Files) != 3 {
+		t.Fatalf("key backup --shares of an encrypted node: %+v", rep)
+	}
+	// Shares need no passphrase, so the node's sealed keys are not compared.
+	check = ok(t, dir, "key", "check", rep.Files[0], rep.Files[2])
+	if !strings.Contains(check, n.ID()) || !strings.Contains(check, "not compared") {
+		t.Fatalf("key check of the encrypted node's shares:\n%s", check)
+	}
+	if got := jsonOf[keyReport](t, ok(t, dir, "--json", "key", "check", rep.Files[0], rep.Files[1])); got.MatchesDataDir != nil {
+		t.Fatalf("key check claims to have compared sealed keys: %+v", got)
+	}
+	// The node still runs on its keys, and restarts as itself.
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r := runNode(t, dir, goodPass, nil); r.ID() != keys.ID.String() {
+		t.Fatalf("restarted as %s, not %s", r.ID(), keys.ID)
+	}
+}

@@ -147,6 +147,20 @@ func TestRestoreCommand(t *testing.T) {
 	if !node.Encrypted(sealed) || !strings.Contains(progress, "sealed at rest") {
 		t.Fatalf("restore --encrypt made a node in clear:\n%s\n%s", out, progress)
 	}
+	for _, f := range []string{"identity.key", "archive.key"} {
+		if _, err := os.Stat(filepath.Join(sealed, f)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("restore --encrypt wrote %s in clear (%v)", f, err)
+		}
+	}
+	restored, err := node.ReadNodeKeys(sealed, []byte(goodPass))
+	if err != nil || restored.ID.String() != id {
+		t.Fatalf("the keys of the node restored with --encrypt: %s, %v", restored.ID, err)
+	}
+	for what, secret := range privateKeys(t, restored) {
+		if hits := filesHoldingSecret(t, sealed, secret); len(hits) > 0 {
+			t.Fatalf("the %s is readable after restore --encrypt in %v", what, hits)
+		}
+	}
 	cfg := node.DefaultConfig(sealed)
 	cfg.API, cfg.Listen, cfg.Registry = "127.0.0.1:0", []string{"/ip4/127.0.0.1/tcp/0"}, federation.FastConfig("")
 	if _, err := node.New(cfg); !errors.Is(err, node.ErrNeedPassphrase) {
