@@ -376,7 +376,91 @@ func TestEncryptedNodeSyncsWithPlainOne(t *testing.T) {
 	if hits := filesHolding(t, tdir, seizedMarker); len(hits) > 0 {
 		t.Fatalf("the encrypted node's disk shows the marker in %v", hits)
 	}
+	keys, err := node.ReadNodeKeys(tdir, []byte(pass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, secret := range privateKeys(t, keys) {
+		if hits := filesHoldingSecret(t, tdir, secret); len(hits) > 0 {
+			t.Fatalf("the %s of a node encrypted at its first start is readable in %v", what, hits)
+		}
+	}
 	if len(filesHolding(t, inpud, seizedMarker)) == 0 {
 		t.Fatal("the plain node's disk does not show the marker: the search does not work")
+	}
+}
+
+// TestEncryptedNodeMadeBeforeSealedKeys: a node encrypted at rest before
+// its keys were sealed has identity.key and archive.key in clear beside
+// datakey.sealed. A start with a wrong passphrase changes nothing; the
+// first start with the right one seals both keys and removes the clear
+// files; the node is the same peer, and its disk then shows neither key.
+func TestEncryptedNodeMadeBeforeSealedKeys(t *testing.T) {
+	const pass = "tanpud passphrase from before"
+	dir := filepath.Join(t.TempDir(), "data")
+	pf := passFile(t, pass)
+	ok(t, dir, "init", "--network", "tanpud", "--name", "TANPUD", "--level", "national", "--encrypt", "--passphrase-file", pf)
+	n := runNode(t, dir, pass, nil)
+	id := strings.TrimSpace(ok(t, dir, "priority", "add", "--title", "Written before "+seizedMarker, "--kind", "action", "--importance", "3", "--achievability", "3"))
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The layout of such a node: the keys, byte for byte as the files held
+	// them, in clear, and no sealed key files.
+	keys, err := node.ReadNodeKeys(dir, []byte(pass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, raw := range map[string][]byte{"identity.key": keys.Identity, "archive.key": keys.Archive} {
+		if err := os.WriteFile(filepath.Join(dir, name), raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(filepath.Join(dir, name+".sealed")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for what, secret := range privateKeys(t, keys) {
+		if len(filesHoldingSecret(t, dir, secret)) == 0 {
+			t.Fatalf("the %s is not found in the old layout: the search does not work", what)
+		}
+	}
+	// Reading the keys does not need the lock and writes nothing.
+	before := dirFiles(t, dir)
+	if old, err := node.ReadNodeKeys(dir, []byte(pass)); err != nil || !old.Same(keys) {
+		t.Fatalf("ReadNodeKeys of the old layout: %v", err)
+	}
+	_, _, err = cairn(t, dir, "start", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--passphrase-file", passFile(t, "not the passphrase at all"))
+	if err == nil || !strings.Contains(err.Error(), "wrong passphrase") {
+		t.Fatalf("start with a wrong passphrase: %v", err)
+	}
+	if after := dirFiles(t, dir); !maps.Equal(before, after) {
+		t.Fatal("reading the keys or a refused start changed the data dir")
+	}
+
+	r := runNode(t, dir, pass, nil)
+	if r.ID() != keys.ID.String() {
+		t.Fatalf("after sealing its keys the node is %s, not %s", r.ID(), keys.ID)
+	}
+	if !strings.Contains(ok(t, dir, "priority", "show", id), "Written before") {
+		t.Fatal("the record written before does not read back")
+	}
+	for _, name := range []string{"identity.key", "archive.key"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s is still in clear after the first start with the passphrase (%v)", name, err)
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for what, secret := range privateKeys(t, keys) {
+		if hits := filesHoldingSecret(t, dir, secret); len(hits) > 0 {
+			t.Fatalf("the %s is still readable after sealing, in %v", what, hits)
+		}
+	}
+	if now, err := node.ReadNodeKeys(dir, []byte(pass)); err != nil || !now.Same(keys) {
+		t.Fatalf("sealing changed the keys (%v)", err)
+	}
+	if r := runNode(t, dir, pass, nil); r.ID() != keys.ID.String() {
+		t.Fatalf("restarted as %s, not %s", r.ID(), keys.ID)
 	}
 }
