@@ -15,7 +15,7 @@ import (
 // atRestFlags are the options of init and start for encryption at rest.
 func atRestFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.BoolFlag{Name: "encrypt", Usage: "new data dir only: seal record bodies and exports under a passphrase (asked for, or $" + passphraseEnv + ", or --passphrase-file)"},
+		&cli.BoolFlag{Name: "encrypt", Usage: "new data dir only: seal record bodies, exports and the node's keys under a passphrase (asked for, or $" + passphraseEnv + ", or --passphrase-file)"},
 		passphraseFileFlag(),
 	}
 }

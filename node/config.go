@@ -39,7 +39,8 @@ type Config struct {
 	MaxClockAhead time.Duration
 	Store         store.Config
 	// Encrypt makes Init create a data key sealed under Passphrase and
-	// seal record bodies with it (atrest.go).
+	// seal record bodies (atrest.go) and the node's two keys (keyseal.go)
+	// with it.
 	Encrypt bool
 	// Passphrase opens the data key of an encrypted data dir (and seals a
 	// new one with Encrypt). It is never written or logged.
