@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -49,6 +50,14 @@ func TestFirstStartOnATerminalAsksToEncrypt(t *testing.T) {
 		term.stop(t)
 		if !node.Encrypted(dir) {
 			t.Fatalf("the person answered yes, but %s is not encrypted", dir)
+		}
+		for _, f := range []string{"identity.key", "archive.key"} {
+			if _, err := os.Stat(filepath.Join(dir, f)); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the first start of an encrypted node wrote %s in clear (%v)", f, err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, f+".sealed")); err != nil {
+				t.Fatalf("the first start of an encrypted node did not seal %s: %v", f, err)
+			}
 		}
 
 		// Started again without a terminal or a passphrase, it refuses
