@@ -197,6 +197,46 @@ func TestPutOpenedRefusesOlder(t *testing.T) {
 	}
 }
 
+// PutOpened finds a version already held, and one that came twice in the
+// same call, as duplicates: a record it held no version of before the call
+// is not looked up again (put.go), but one it stored a version of earlier
+// in the call is.
+func TestPutOpenedDuplicates(t *testing.T) {
+	s := openStore(t, t.TempDir(), testConfig())
+	held, fresh, other := model.NewID(t0, nil), model.NewID(t0.Add(time.Second), nil), model.NewID(t0.Add(2*time.Second), nil)
+	heldEnv := unsignedRec(t, rec{id: held})
+	mustPut(t, s, heldEnv)
+	freshEnv := unsignedRec(t, rec{id: fresh})
+	var ops []Opened
+	for _, env := range []model.Envelope{
+		heldEnv,  // held before the call
+		freshEnv, // new
+		freshEnv, // the same again, in the same call
+		unsignedRec(t, rec{id: other}),
+		unsignedRec(t, rec{id: fresh, version: 2}), // a newer version of the new one
+	} {
+		ops = append(ops, Opened{Env: env, Payload: must(env.Open())})
+	}
+	res, err := s.PutOpened(ops...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Stored) != 3 || res.Duplicates != 2 || len(res.Older) != 0 {
+		t.Fatalf("PutOpened: %d stored, %d duplicates, older %v; want 3, 2 and none", len(res.Stored), res.Duplicates, res.Older)
+	}
+	if s.Head() != 4 {
+		t.Fatalf("head %d; want 4 (one version before the call, three in it)", s.Head())
+	}
+	if hs, err := s.History(fresh); err != nil || len(hs) != 2 || hs[0].Payload.Version != 1 || hs[1].Payload.Version != 2 {
+		t.Fatalf("history of the new record: %d versions, %v; want 1 and 2", len(hs), err)
+	}
+	// Again: version 1 of the new record is older than the 2 now held.
+	res, err = s.PutOpened(ops...)
+	if err != nil || len(res.Stored) != 0 || res.Duplicates != 3 || !slices.Equal(res.Older, []int{1, 2}) || s.Head() != 4 {
+		t.Fatalf("the same call again: %d stored, %d duplicates, older %v, head %d, %v; want 0, 3, [1 2], 4", len(res.Stored), res.Duplicates, res.Older, s.Head(), err)
+	}
+}
+
 // TestFeedHeldTellsStubsLikeFeedWhere: FeedHeld, which trusts a history
 // entry's metaEnvelope mark instead of reading the value, says of every
 // entry what FeedWhere says after reading it: a version stored whole and

@@ -128,25 +128,35 @@ func (s *Store) put(recs []decoded, refuseOlder bool) (PutResult, error) {
 		delta:  map[model.Kind]int{},
 	}
 	var older []bool
+	var held []heldCurrent
 	if refuseOlder {
 		// Against what was held before this call: versions of one
 		// record within the call are all stored, as Put stores them.
 		older = make([]bool, len(recs))
+		held = make([]heldCurrent, len(recs))
 		for i := range recs {
 			cur, ok, err := getCurrent(txn, recs[i].p.ID)
 			if err != nil {
 				return PutResult{}, fmt.Errorf("store record %s: %w", recs[i].p.ID, err)
 			}
 			older[i] = ok && cur.Version > recs[i].p.Version
+			held[i] = heldCurrent{cur: cur, ok: ok}
 		}
 	}
+	// Records this call has stored a version of: what the look-ups above
+	// found for them is out of date, so w.put reads /r/<id> again.
+	touched := map[string]bool{}
 	conflicted := map[string]bool{}
 	for i := range recs {
 		if older != nil && older[i] {
 			res.Older = append(res.Older, i)
 			continue
 		}
-		st, dup, conflict, err := w.put(&recs[i])
+		var known *heldCurrent
+		if held != nil && !touched[recs[i].p.ID] {
+			known = &held[i]
+		}
+		st, dup, conflict, err := w.put(&recs[i], known)
 		if err != nil {
 			if errors.Is(err, badger.ErrTxnTooBig) {
 				return PutResult{}, fmt.Errorf("store %d records: the group does not fit in one transaction; split it into groups of at most %d: %w", len(recs), MaxBatch, ErrBatchTooLarge)
@@ -157,6 +167,7 @@ func (s *Store) put(recs []decoded, refuseOlder bool) (PutResult, error) {
 			res.Duplicates++
 			continue
 		}
+		touched[recs[i].p.ID] = true
 		if conflict && !conflicted[st.Payload.ID] {
 			conflicted[st.Payload.ID] = true
 			res.Conflicts = append(res.Conflicts, st.Payload.ID)
@@ -217,19 +228,36 @@ type putTxn struct {
 	forks  []ForkOf           // forks and broken chains stored (chainCheck)
 }
 
-// put adds one version to the transaction.
-func (w *putTxn) put(r *decoded) (st Stored, dup, conflict bool, err error) {
+// heldCurrent is what getCurrent found for a record: its current version,
+// if ok.
+type heldCurrent struct {
+	cur current
+	ok  bool
+}
+
+// put adds one version to the transaction. known, if not nil, is what
+// getCurrent returns for the record in this transaction, read by the
+// caller; nil makes put read it.
+func (w *putTxn) put(r *decoded, known *heldCurrent) (st Stored, dup, conflict bool, err error) {
 	id, v := r.p.ID, r.p.Version
 	hk := historyKey(id, v, r.hash)
-	if _, err := w.txn.Get(hk); err == nil {
-		return Stored{}, true, false, nil
-	} else if !errors.Is(err, badger.ErrKeyNotFound) {
+	var cur current
+	var hasCur bool
+	if known != nil {
+		cur, hasCur = known.cur, known.ok
+	} else if cur, hasCur, err = getCurrent(w.txn, id); err != nil {
 		return Stored{}, false, false, err
 	}
-
-	cur, hasCur, err := getCurrent(w.txn, id)
-	if err != nil {
-		return Stored{}, false, false, err
+	// Every version is stored together with /r/<id> in one transaction,
+	// and /r/<id> is never removed: without it no version of the record
+	// is held, so this one is not either, and a new record costs no
+	// look-up of its history key (most of a first sync's records).
+	if hasCur {
+		if _, err := w.txn.Get(hk); err == nil {
+			return Stored{}, true, false, nil
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return Stored{}, false, false, err
+		}
 	}
 	// The current version has the highest version number held (model.Wins
 	// orders by version first). So another version with this number can

@@ -637,7 +637,7 @@ func largestFit(t *testing.T, s *Store, envs []model.Envelope) int {
 		defer txn.Discard()
 		w := putTxn{s: s, txn: txn, head: s.Head(), maxHLC: s.MaxHLC(), delta: map[model.Kind]int{}}
 		for i := range recs[:n] {
-			if _, _, _, err := w.put(&recs[i]); err != nil {
+			if _, _, _, err := w.put(&recs[i], nil); err != nil {
 				if errors.Is(err, badger.ErrTxnTooBig) {
 					return false
 				}
