@@ -613,7 +613,7 @@ func TestPullReportsFeedFailures(t *testing.T) {
 	inpud := newTestNode(t, reg, model.Reader{Network: "inpud", Member: true}, fastPullConfig())
 	ehrn := newTestNode(t, reg, model.Reader{Network: "ehrn", Member: true}, fastPullConfig())
 	ehrn.connect(t, inpud)
-	feed := &memFeed{entries: inpud.bigEntries(t, 100, 10), failFrom: feedPage}
+	feed := &memFeed{entries: inpud.bigEntries(t, feedPage+100, 10), failFrom: feedPage}
 	srv, err := NewPullServer(feed, reg, fastPullConfig())
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	badger "github.com/dgraph-io/badger"
 
@@ -54,12 +56,44 @@ func (s *Store) FeedHeld(after uint64, limit int, want func(origin string, aud m
 }
 
 func (s *Store) feedWhere(after uint64, limit int, want func(origin string, aud model.Audience) bool, bytes bool) (entries []FeedEntry, last uint64, err error) {
+	// Wanted versions are read after the scan, in history-key order, with
+	// one iterator (historyCursor); the rest need no read.
+	type wanted struct {
+		i  int // in entries
+		hk []byte
+	}
+	var reads []wanted
 	last, err = s.scanFeed(after, limit, func(txn *badger.Txn, seq uint64, m feedMeta) error {
-		e, err := s.feedEntry(txn, seq, m, want, bytes)
-		if err == nil {
-			entries = append(entries, e)
+		if !m.full {
+			e, err := s.oldFeedEntry(txn, seq, m, want) // an older entry: decode the version
+			if err == nil {
+				entries = append(entries, e)
+			}
+			return err
 		}
-		return err
+		id, version, hash, err := parseHistoryKey(m.hk)
+		if err != nil {
+			return fmt.Errorf("%w: feed entry %d: %v", ErrDamaged, seq, err)
+		}
+		e := FeedEntry{Seq: seq, ID: id, Version: version, Hash: hash, Origin: m.origin, Audience: m.audience}
+		if want(e.Origin, e.Audience) {
+			reads = append(reads, wanted{i: len(entries), hk: m.hk})
+		}
+		entries = append(entries, e)
+		return nil
+	}, func(txn *badger.Txn) error {
+		if len(reads) == 0 {
+			return nil
+		}
+		slices.SortFunc(reads, func(a, b wanted) int { return cmpBytes(a.hk, b.hk) })
+		hc := historyCursor{txn: txn}
+		defer hc.close()
+		for _, r := range reads {
+			if err := s.readFeedEntry(&hc, &entries[r.i], r.hk, bytes); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, after, err
@@ -67,66 +101,109 @@ func (s *Store) feedWhere(after uint64, limit int, want func(origin string, aud 
 	return entries, last, nil
 }
 
-// feedEntry reads the entry at seq that m describes.
-// Without bytes, a version whose history entry is marked metaEnvelope is
-// not read: it is held whole.
-func (s *Store) feedEntry(txn *badger.Txn, seq uint64, m feedMeta, want func(string, model.Audience) bool, bytes bool) (FeedEntry, error) {
-	if !m.full {
-		st, err := s.readFeedVersion(txn, seq, m.hk) // an older entry: decode the version
-		if err != nil {
-			return FeedEntry{}, err
+func cmpBytes(a, b []byte) int { return strings.Compare(string(a), string(b)) }
+
+// historyCursor finds history entries in ascending key order with one
+// iterator, instead of a Txn.Get each. A Get looks in every level of the
+// LSM tree afresh and reads a table block from disk (FileIO tables) for
+// each version; wanted keys in order are mostly a few steps apart, and a
+// step within a block reads nothing. A key further on than a few steps is
+// sought, which costs about what a Get does.
+type historyCursor struct {
+	txn *badger.Txn
+	it  *badger.Iterator
+}
+
+// cursorSteps is how many keys the cursor steps over before it seeks.
+const cursorSteps = 16
+
+// get returns the history item with key hk, or badger.ErrKeyNotFound. Keys
+// must come in ascending order. The item is valid until the next call.
+func (c *historyCursor) get(hk []byte) (*badger.Item, error) {
+	if c.it == nil {
+		c.it = c.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxHistory)})
+		c.it.Seek(hk)
+	} else {
+		steps := 0
+		for c.it.Valid() && cmpBytes(c.it.Item().Key(), hk) < 0 && steps < cursorSteps {
+			c.it.Next()
+			steps++
 		}
-		e := FeedEntry{Seq: seq, ID: st.Payload.ID, Version: st.Payload.Version, Hash: st.Hash,
-			Origin: st.Payload.Origin, Audience: st.Payload.Audience, TakenBack: st.TakenBack}
-		if want(e.Origin, e.Audience) {
-			e.Envelope = st.Envelope
+		if c.it.Valid() && cmpBytes(c.it.Item().Key(), hk) < 0 {
+			c.it.Seek(hk)
 		}
-		return e, nil
 	}
-	id, version, hash, err := parseHistoryKey(m.hk)
-	if err != nil {
-		return FeedEntry{}, fmt.Errorf("%w: feed entry %d: %v", ErrDamaged, seq, err)
+	if c.it.Valid() && cmpBytes(c.it.Item().Key(), hk) == 0 {
+		return c.it.Item(), nil
 	}
-	e := FeedEntry{Seq: seq, ID: id, Version: version, Hash: hash, Origin: m.origin, Audience: m.audience}
-	if !want(e.Origin, e.Audience) {
-		return e, nil
+	return nil, badger.ErrKeyNotFound
+}
+
+// close closes the iterator, if one was opened, before the transaction
+// ends.
+func (c *historyCursor) close() {
+	if c.it != nil {
+		c.it.Close()
+		c.it = nil
 	}
-	item, err := txn.Get(m.hk)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return FeedEntry{}, fmt.Errorf("%w: feed entry %d names version %s, which is missing from history; restore this record from a peer", ErrDamaged, seq, m.hk)
-	}
+}
+
+// oldFeedEntry reads an entry written before feed entries carried origin
+// and audience, by decoding its version.
+func (s *Store) oldFeedEntry(txn *badger.Txn, seq uint64, m feedMeta, want func(string, model.Audience) bool) (FeedEntry, error) {
+	st, err := s.readFeedVersion(txn, seq, m.hk)
 	if err != nil {
 		return FeedEntry{}, err
 	}
+	e := FeedEntry{Seq: seq, ID: st.Payload.ID, Version: st.Payload.Version, Hash: st.Hash,
+		Origin: st.Payload.Origin, Audience: st.Payload.Audience, TakenBack: st.TakenBack}
+	if want(e.Origin, e.Audience) {
+		e.Envelope = st.Envelope
+	}
+	return e, nil
+}
+
+// readFeedEntry reads the wanted version e names (history key hk) into e.
+// Without bytes, a version whose history entry is marked metaEnvelope is
+// not read: it is held whole.
+func (s *Store) readFeedEntry(hc *historyCursor, e *FeedEntry, hk []byte, bytes bool) error {
+	seq, id, version, hash := e.Seq, e.ID, e.Version, e.Hash
+	item, err := hc.get(hk)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return fmt.Errorf("%w: feed entry %d names version %s, which is missing from history; restore this record from a peer", ErrDamaged, seq, hk)
+	}
+	if err != nil {
+		return err
+	}
 	if !bytes && item.UserMeta() == metaEnvelope {
-		return e, nil
+		return nil
 	}
 	val, err := item.ValueCopy(nil)
 	if err != nil {
-		return FeedEntry{}, fmt.Errorf("read %s: %w", m.hk, err)
+		return fmt.Errorf("read %s: %w", hk, err)
 	}
-	if val, err = s.openValue(m.hk, val); err != nil {
-		return FeedEntry{}, err
+	if val, err = s.openValue(hk, val); err != nil {
+		return err
 	}
 	damaged := func(what string, args ...any) error {
 		return fmt.Errorf("%w: record %s version %d: %s; fetch it again from a peer", ErrDamaged, id, version, fmt.Sprintf(what, args...))
 	}
 	if len(val) < 9 {
-		return FeedEntry{}, damaged("the stored entry is %d bytes", len(val))
+		return damaged("the stored entry is %d bytes", len(val))
 	}
 	if got, _ := readU64(val[:8]); got != seq {
-		return FeedEntry{}, fmt.Errorf("%w: feed entry %d points at a version stored as %d", ErrDamaged, seq, got)
+		return fmt.Errorf("%w: feed entry %d points at a version stored as %d", ErrDamaged, seq, got)
 	}
 	if val[8] == stubMark {
 		e.TakenBack = true // no signed bytes left to send
-		return e, nil
+		return nil
 	}
 	if err := e.Envelope.UnmarshalBinary(val[8:]); err != nil {
-		return FeedEntry{}, damaged("%v", err)
+		return damaged("%v", err)
 	}
 	sum := sha256.Sum256(e.Envelope.Payload)
 	if hex.EncodeToString(sum[:]) != hash {
-		return FeedEntry{}, damaged("the stored bytes do not match their hash")
+		return damaged("the stored bytes do not match their hash")
 	}
-	return e, nil
+	return nil
 }

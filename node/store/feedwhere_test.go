@@ -85,6 +85,82 @@ func TestFeedWhereMetadataMatchesEnvelopes(t *testing.T) {
 	}
 }
 
+// The feed names versions out of their history keys' order once records
+// get new versions (an older record's version 2 comes after a newer
+// record's version 1), and some entries are not wanted; FeedWhere, which
+// reads the wanted ones in key order with one iterator, stepping or
+// seeking, still returns each envelope as stored, in feed order, page by
+// page, and FeedHeld agrees.
+func TestFeedWhereOutOfHistoryOrder(t *testing.T) {
+	s := openStore(t, t.TempDir(), testConfig())
+	gen := newIDGen(t0)
+	ids := make([]string, 40)
+	var envs []model.Envelope
+	for i := range ids {
+		ids[i] = gen.next()
+		envs = append(envs, unsignedRec(t, rec{id: ids[i], size: 400, origin: []string{"inpud", "ehrn"}[i%2]}))
+	}
+	// Stored in an order of their own, so the feed is not in id order.
+	perm := []int{3, 0, 39, 17, 1, 2, 38, 20, 21, 22, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14, 16, 19, 18, 23, 25, 24, 27, 26, 29, 28, 31, 30, 33, 32, 35, 34, 37, 36}
+	var order []model.Envelope
+	for _, i := range perm {
+		order = append(order, envs[i])
+	}
+	mustPut(t, s, order[:20]...)
+	mustPut(t, s, order[20:]...)
+	for _, c := range []struct {
+		i       int
+		version uint64
+	}{{7, 2}, {2, 2}, {39, 2}, {0, 2}, {2, 3}, {25, 2}, {4, 2}} {
+		env := unsignedRec(t, rec{id: ids[c.i], version: c.version, size: 400, note: "again", origin: []string{"inpud", "ehrn"}[c.i%2]})
+		mustPut(t, s, env)
+		order = append(order, env)
+	}
+	for _, w := range []struct {
+		name string
+		want func(string, model.Audience) bool
+	}{
+		{"all", func(string, model.Audience) bool { return true }},
+		{"ehrn's", func(origin string, _ model.Audience) bool { return origin == "ehrn" }},
+	} {
+		var got []FeedEntry
+		after := uint64(0)
+		for range 40 {
+			es, last, err := s.FeedWhere(after, 7, w.want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			held, heldLast, err := s.FeedHeld(after, 7, w.want)
+			if err != nil || heldLast != last || len(held) != len(es) {
+				t.Fatalf("%s: FeedHeld after %d: %d entries to %d, %v; FeedWhere: %d to %d", w.name, after, len(held), heldLast, err, len(es), last)
+			}
+			if len(es) == 0 {
+				break
+			}
+			got = append(got, es...)
+			after = last
+		}
+		if len(got) != len(order) {
+			t.Fatalf("%s: FeedWhere returned %d entries, want %d", w.name, len(got), len(order))
+		}
+		for i, e := range got {
+			p := must(order[i].Open())
+			if e.Seq != uint64(i+1) || e.ID != p.ID || e.Version != p.Version {
+				t.Fatalf("%s: entry %d is seq %d, record %s v%d; want seq %d, record %s v%d", w.name, i, e.Seq, e.ID, e.Version, i+1, p.ID, p.Version)
+			}
+			if !w.want(p.Origin, p.Audience) {
+				if e.Envelope.Payload != nil {
+					t.Fatalf("%s: entry %d, not wanted, came with its envelope", w.name, i)
+				}
+				continue
+			}
+			if string(e.Envelope.Payload) != string(order[i].Payload) || string(e.Envelope.Sig) != string(order[i].Sig) {
+				t.Fatalf("%s: entry %d (record %s v%d): the envelope read is not the one stored", w.name, i, p.ID, p.Version)
+			}
+		}
+	}
+}
+
 // A store written before feed entries carried origin and audience holds
 // only the history key in /c/<seq>; it still reads, by decoding.
 func TestFeedReadsOldEntries(t *testing.T) {

@@ -334,7 +334,7 @@ func (s *Store) Feed(after uint64, limit int) (entries []Stored, last uint64, er
 			entries = append(entries, st)
 		}
 		return err
-	})
+	}, nil)
 	if err != nil {
 		return nil, after, err
 	}
@@ -345,7 +345,10 @@ func (s *Store) Feed(after uint64, limit int) (entries []Stored, last uint64, er
 // them (DefaultFeedLimit if limit is 0 or less), in one snapshot, and
 // returns the seq of the last one (after itself if none): the paging that
 // Feed and FeedWhere share.
-func (s *Store) scanFeed(after uint64, limit int, fn func(txn *badger.Txn, seq uint64, m feedMeta) error) (last uint64, err error) {
+//
+// end, if not nil, runs in the same transaction after the last fn, and its
+// error is the scan's.
+func (s *Store) scanFeed(after uint64, limit int, fn func(txn *badger.Txn, seq uint64, m feedMeta) error, end func(txn *badger.Txn) error) (last uint64, err error) {
 	if limit <= 0 {
 		limit = DefaultFeedLimit
 	}
@@ -381,6 +384,9 @@ func (s *Store) scanFeed(after uint64, limit int, fn func(txn *badger.Txn, seq u
 			}
 			last = seq
 			n++
+		}
+		if end != nil {
+			return end(txn)
 		}
 		return nil
 	})
