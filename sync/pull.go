@@ -123,6 +123,8 @@ type Entry struct {
 type Feed interface {
 	// Feed returns the entries after seq after in increasing seq order,
 	// at most limit of them, and the seq of the last one returned (after if none).
+	// It may return fewer than limit before the end of the feed (to bound
+	// what one call reads); only no entries at all means the end.
 	// The pull handler calls it from one goroutine per request, so calls
 	// run concurrently; it may block on disk, never on the network.
 	Feed(after uint64, limit int) (entries []Entry, last uint64, err error)
@@ -414,9 +416,31 @@ func (srv *PullServer) fault(p peer.ID, r Reason) {
 	}
 }
 
-// feedPage is how many feed entries the server reads at a time, which
-// bounds what one request holds in memory besides the batch being built
-// (512 envelopes of ~1.5 KB: under 1 MB). The store reads a page's wanted
+// nextPage is how many entries to ask for after a page: feedPage, or fewer
+// when this page's envelopes were large, so that the next one comes to
+// about pageBytes (a store may also cut a page by bytes itself; asking for
+// fewer spares it reading envelopes it then drops).
+func nextPage(entries []Entry) int {
+	n, bytes := 0, 0
+	for _, e := range entries {
+		if e.Env.Payload != nil {
+			n++
+			bytes += len(e.Env.Payload) + len(e.Env.Sig)
+		}
+	}
+	if n == 0 || bytes/n == 0 {
+		return feedPage
+	}
+	return max(1, min(feedPage, pageBytes/(bytes/n)))
+}
+
+// pageBytes is what nextPage aims a page's envelopes at.
+const pageBytes = 4 << 20
+
+// feedPage is how many feed entries the server reads at a time at most,
+// which bounds what one request holds in memory besides the batch being
+// built (512 envelopes of ~1.5 KB: under 1 MB; nextPage asks for fewer
+// when envelopes are larger). The store reads a page's wanted
 // versions in key order with one iterator (node/store historyCursor), so a
 // larger page puts them closer together: 512 rather than 64 took the
 // first sync of 100,000 records from ~81 to ~69 µs of CPU a record
@@ -453,9 +477,10 @@ func (srv *PullServer) answer(w *frameWriter, r model.Reader, after uint64, limi
 		}
 		read = func(after uint64, limit int) ([]Entry, uint64, error) { return ff.FeedWhere(after, limit, want) }
 	}
+	page := feedPage
 scan:
 	for scanned < limit {
-		ask := min(feedPage, limit-scanned)
+		ask := min(page, limit-scanned)
 		entries, feedLast, err := read(last, ask)
 		if err != nil {
 			if scanned > 0 {
@@ -503,10 +528,14 @@ scan:
 			scanned++
 			last = e.Seq
 		}
-		if len(entries) < ask {
-			last = max(last, feedLast) // the end of the feed
+		if len(entries) == 0 {
+			// The end of the feed. (A page shorter than asked is not:
+			// a store may end a page early to bound what it reads,
+			// node/store FeedPageBytes.)
+			last = max(last, feedLast)
 			break
 		}
+		page = nextPage(entries)
 		more = scanned >= limit
 	}
 	if len(batch) > 1 {

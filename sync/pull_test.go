@@ -663,3 +663,29 @@ func waitStats(srv *PullServer, done func(PullServerStats) bool) PullServerStats
 	}
 	return srv.Stats()
 }
+
+// A page of large envelopes makes the next page smaller, so that pages
+// come to about pageBytes; small ones, or none wanted, keep feedPage.
+func TestNextPageFollowsEnvelopeSize(t *testing.T) {
+	entries := func(n, size int) []Entry {
+		out := make([]Entry, n)
+		for i := range out {
+			out[i].Env = model.Envelope{Payload: make([]byte, size-64), Sig: make([]byte, 64)}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		page []Entry
+		want int
+	}{
+		{"1.5 KB audits", entries(100, 1500), feedPage},
+		{"700 KB reports", entries(3, 700<<10), pageBytes / (700 << 10)},
+		{"1 MB records", entries(2, 1<<20), 4},
+		{"nothing wanted", make([]Entry, 50), feedPage},
+	} {
+		if got := nextPage(c.page); got != c.want {
+			t.Errorf("%s: next page %d entries, want %d", c.name, got, c.want)
+		}
+	}
+}

@@ -63,6 +63,7 @@ func (s *Store) feedWhere(after uint64, limit int, want func(origin string, aud 
 		hk []byte
 	}
 	var reads []wanted
+	cutAt := uint64(0) // the seq a page cut short ends at
 	last, err = s.scanFeed(after, limit, func(txn *badger.Txn, seq uint64, m feedMeta) error {
 		if !m.full {
 			e, err := s.oldFeedEntry(txn, seq, m, want) // an older entry: decode the version
@@ -88,18 +89,51 @@ func (s *Store) feedWhere(after uint64, limit int, want func(origin string, aud 
 		slices.SortFunc(reads, func(a, b wanted) int { return cmpBytes(a.hk, b.hk) })
 		hc := historyCursor{txn: txn}
 		defer hc.close()
+		// Past FeedPageBytes the page is cut before the first entry
+		// (in feed order) not yet read; the first entry is always read.
+		total, cut := 0, len(entries)
 		for _, r := range reads {
+			if total >= FeedPageBytes && r.i >= cut {
+				continue
+			}
+			if total >= FeedPageBytes {
+				cut = min(cut, r.i)
+				continue
+			}
 			if err := s.readFeedEntry(&hc, &entries[r.i], r.hk, bytes); err != nil {
 				return err
 			}
+			total += len(entries[r.i].Envelope.Payload) + len(entries[r.i].Envelope.Sig)
+		}
+		if cut < len(entries) && cut == 0 {
+			// The first entry came late in key order: read it alone.
+			if err := s.readFeedEntry(&hc, &entries[0], reads[slices.IndexFunc(reads, func(r wanted) bool { return r.i == 0 })].hk, bytes); err != nil {
+				return err
+			}
+			cut = 1
+		}
+		if cut < len(entries) {
+			entries = entries[:cut]
+			cutAt = entries[cut-1].Seq
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, after, err
 	}
+	if cutAt != 0 {
+		last = cutAt
+	}
 	return entries, last, nil
 }
+
+// FeedPageBytes bounds the envelope bytes one FeedWhere call reads (give
+// or take one envelope): past it, the page ends early, before the first
+// entry not read, and the next page starts there. A page of many large
+// records (a payload may be 1 MB) so holds about this much, not its
+// entry limit times 1 MB. A page cut short is not the end of the feed:
+// only an empty one is.
+const FeedPageBytes = 8 << 20
 
 func cmpBytes(a, b []byte) int { return strings.Compare(string(a), string(b)) }
 
@@ -118,7 +152,8 @@ type historyCursor struct {
 const cursorSteps = 16
 
 // get returns the history item with key hk, or badger.ErrKeyNotFound. Keys
-// must come in ascending order. The item is valid until the next call.
+// in ascending order are cheapest; any order works. The item is valid
+// until the next call.
 func (c *historyCursor) get(hk []byte) (*badger.Item, error) {
 	if c.it == nil {
 		c.it = c.txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pfxHistory)})
@@ -129,8 +164,8 @@ func (c *historyCursor) get(hk []byte) (*badger.Item, error) {
 			c.it.Next()
 			steps++
 		}
-		if c.it.Valid() && cmpBytes(c.it.Item().Key(), hk) < 0 {
-			c.it.Seek(hk)
+		if !c.it.Valid() || cmpBytes(c.it.Item().Key(), hk) != 0 {
+			c.it.Seek(hk) // further on, or behind (seeks go either way)
 		}
 	}
 	if c.it.Valid() && cmpBytes(c.it.Item().Key(), hk) == 0 {

@@ -161,6 +161,68 @@ func TestFeedWhereOutOfHistoryOrder(t *testing.T) {
 	}
 }
 
+// A page of large records ends once FeedPageBytes have been read, before
+// the first entry it did not read, and paging on from there returns every
+// envelope, in feed order, none twice.
+func TestFeedWherePageBytes(t *testing.T) {
+	s := openStore(t, t.TempDir(), testConfig())
+	gen := newIDGen(t0)
+	var envs []model.Envelope
+	for i := range 30 {
+		// Large and small, the large ones about 700 KB: 30 of them are
+		// several times FeedPageBytes.
+		size := 700 << 10
+		if i%3 == 2 {
+			size = 500
+		}
+		envs = append(envs, unsignedRec(t, rec{id: gen.next(), size: size, kind: model.KindPriority}))
+	}
+	// Stored in an order of their own, so key order is not feed order.
+	var order []model.Envelope
+	for _, i := range []int{29, 0, 14, 3, 27, 1, 2, 16, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 18, 17, 20, 19, 22, 21, 24, 23, 26, 25, 28} {
+		order = append(order, envs[i])
+	}
+	for _, env := range order {
+		mustPut(t, s, env)
+	}
+	all := func(string, model.Audience) bool { return true }
+	var got []FeedEntry
+	after, pages := uint64(0), 0
+	for range 40 {
+		es, last, err := s.FeedWhere(after, 100, all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) == 0 {
+			break
+		}
+		pages++
+		read := 0
+		for _, e := range es {
+			read += len(e.Envelope.Payload) + len(e.Envelope.Sig)
+		}
+		if read > FeedPageBytes+model.LimitPayload {
+			t.Fatalf("page %d read %d envelope bytes; FeedPageBytes is %d", pages, read, FeedPageBytes)
+		}
+		if last != es[len(es)-1].Seq {
+			t.Fatalf("page %d ends at seq %d but says %d", pages, es[len(es)-1].Seq, last)
+		}
+		got = append(got, es...)
+		after = last
+	}
+	if pages < 3 {
+		t.Fatalf("%d pages for %d MB of envelopes; want them cut at FeedPageBytes", pages, len(order)*700/1024)
+	}
+	if len(got) != len(order) {
+		t.Fatalf("paging returned %d entries, want %d", len(got), len(order))
+	}
+	for i, e := range got {
+		if e.Seq != uint64(i+1) || string(e.Envelope.Payload) != string(order[i].Payload) {
+			t.Fatalf("entry %d: seq %d with %d payload bytes; want seq %d as stored", i, e.Seq, len(e.Envelope.Payload), i+1)
+		}
+	}
+}
+
 // A store written before feed entries carried origin and audience holds
 // only the history key in /c/<seq>; it still reads, by decoding.
 func TestFeedReadsOldEntries(t *testing.T) {
