@@ -47,15 +47,15 @@ func benchInitialSync(b *testing.B, n int) {
 	for range b.N {
 		r := initialSync(b, bin, n)
 		copied := plainCopy(b, r.envs)
-		verified, stored, readBack, sealed := floors(b, r)
+		verified, opened, stored, readBack, sealed := floors(b, r)
 		vFloor += verified.Took.Seconds() / copied.Seconds()
 		sFloor += stored.Took.Seconds() / copied.Seconds()
-		// The CPU the four need, spread perfectly over every core: no
+		// The CPU the five need, spread perfectly over every core: no
 		// sync that does them all can be faster on this machine.
-		all := (verified.CPU + stored.CPU + readBack.CPU + sealed.CPU) / time.Duration(runtime.NumCPU())
+		all := (verified.CPU + opened.CPU + stored.CPU + readBack.CPU + sealed.CPU) / time.Duration(runtime.NumCPU())
 		allFloor += all.Seconds() / copied.Seconds()
-		b.Logf("%d records, parts of the sync's work alone: signatures checked on all %d cores %v (%.1f× the copy), %v of CPU; written into a bare badger, one key each, %d a durable transaction, %v (%.1f× the copy), %v of CPU, and read back %v of CPU; sealed and opened as Noise messages %v of CPU; the CPU of the four over %d cores: %v, %.1f× the copy",
-			n, runtime.NumCPU(), verified.Took.Round(time.Millisecond), verified.Took.Seconds()/copied.Seconds(), verified.CPU.Round(time.Millisecond),
+		b.Logf("%d records, parts of the sync's work alone: signatures checked on all %d cores %v (%.1f× the copy), %v of CPU; payloads decoded strictly %v of CPU; written into a bare badger, one key each, %d a durable transaction, %v (%.1f× the copy), %v of CPU, and read back %v of CPU; sealed and opened as Noise messages %v of CPU; the CPU of the five over %d cores: %v, %.1f× the copy",
+			n, runtime.NumCPU(), verified.Took.Round(time.Millisecond), verified.Took.Seconds()/copied.Seconds(), verified.CPU.Round(time.Millisecond), opened.CPU.Round(time.Millisecond),
 			store.MaxBatch, stored.Took.Round(time.Millisecond), stored.Took.Seconds()/copied.Seconds(), stored.CPU.Round(time.Millisecond), readBack.CPU.Round(time.Millisecond),
 			sealed.CPU.Round(time.Millisecond), runtime.NumCPU(), all.Round(time.Millisecond), all.Seconds()/copied.Seconds())
 		recS += float64(n) / r.took.Seconds()
@@ -82,14 +82,15 @@ func benchInitialSync(b *testing.B, n int) {
 	b.ReportMetric(allFloor/k, "x-copy-floor")
 }
 
-// floors measures four parts of the sync's work alone, after the nodes
-// have stopped (bench.VerifyFloor, bench.StoreFloor, bench.SealFloor):
-// checking the n signatures on every core, writing the n envelopes durably
-// into a bare badger with the store's options and reading them back, and
-// encrypting and decrypting their bytes as libp2p's Noise channel does. A
-// sync does all four and more, so their CPU over the machine's cores is a
-// lower bound on its time here.
-func floors(b *testing.B, r syncRun) (verified, stored, readBack, sealed bench.Floor) {
+// floors measures five parts of the sync's work alone, after the nodes
+// have stopped (bench.VerifyFloor, bench.OpenFloor, bench.StoreFloor,
+// bench.SealFloor): checking the n signatures and decoding the n payloads
+// strictly, on every core; writing the n envelopes durably into a bare
+// badger with the store's options and reading them back; and encrypting
+// and decrypting their bytes as libp2p's Noise channel does. A sync does
+// all five and more, so their CPU over the machine's cores is a lower
+// bound on its time here.
+func floors(b *testing.B, r syncRun) (verified, opened, stored, readBack, sealed bench.Floor) {
 	envs := make([]model.Envelope, len(r.envs))
 	pubs := make([]ed25519.PublicKey, len(r.envs))
 	for i, raw := range r.envs {
@@ -102,6 +103,9 @@ func floors(b *testing.B, r syncRun) (verified, stored, readBack, sealed bench.F
 	if err != nil {
 		b.Fatal(err)
 	}
+	if opened, err = bench.OpenFloor(envs); err != nil {
+		b.Fatal(err)
+	}
 	stored, readBack, err = bench.StoreFloor(b.TempDir(), store.DefaultConfig().BadgerOptions(), r.envs, store.MaxBatch)
 	if err != nil {
 		b.Fatal(err)
@@ -110,7 +114,7 @@ func floors(b *testing.B, r syncRun) (verified, stored, readBack, sealed bench.F
 	if err != nil {
 		b.Fatal(err)
 	}
-	return verified, stored, readBack, sealed
+	return verified, opened, stored, readBack, sealed
 }
 
 // syncRun is what one initial sync measured.

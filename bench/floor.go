@@ -67,6 +67,32 @@ func VerifyFloor(pubs []ed25519.PublicKey, envs []model.Envelope) (Floor, error)
 	return Floor{Took: time.Since(t0), CPU: processCPU() - cpu0}, errors.Join(errs...)
 }
 
+// OpenFloor decodes every envelope's payload strictly (model.Envelope.Open,
+// which a receiver needs to learn a record's origin and audience before it
+// may keep it), the envelopes split evenly over one goroutine per CPU, and
+// returns the time until the last goroutine finished. A payload that does
+// not open is an error.
+func OpenFloor(envs []model.Envelope) (Floor, error) {
+	workers := runtime.NumCPU()
+	per := (len(envs) + workers - 1) / workers
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	cpu0, t0 := processCPU(), time.Now()
+	for w := range workers {
+		lo, hi := min(w*per, len(envs)), min((w+1)*per, len(envs))
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				if _, err := envs[i].Open(); err != nil {
+					errs[w] = fmt.Errorf("open floor: envelope %d: %w", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return Floor{Took: time.Since(t0), CPU: processCPU() - cpu0}, errors.Join(errs...)
+}
+
 // StoreFloor writes each record under a key of its own (8 bytes) into a
 // new badger in dir, opened with opts, in durable transactions of perTxn
 // records one after the other, then reads every value back in key order

@@ -4,7 +4,9 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/inpud/cairn/model"
 	"github.com/inpud/cairn/node/store"
@@ -23,8 +25,12 @@ func TestFloorsDoTheWork(t *testing.T) {
 	pubs := make([]ed25519.PublicKey, n)
 	raws := make([][]byte, n)
 	for i := range envs {
-		payload, _ := json.Marshal(map[string]any{"n": i, "pad": string(make([]byte, 64))})
-		envs[i] = model.Envelope{Payload: payload, Sig: ed25519.Sign(priv, payload)}
+		body, _ := json.Marshal(map[string]any{"title": fmt.Sprintf("Peer-run drop-in %d", i), "notes": "open evenings"})
+		p := model.Payload{ID: model.NewID(time.Now(), rand.Reader), Kind: model.KindPriority, Origin: "inpud", Author: "12D3KooWLxs",
+			Version: 1, HLC: model.MakeHLC(time.Now().UnixMilli(), 0), Audience: model.Audience{model.AudienceMembers}, Body: body}
+		if envs[i], err = model.Seal(priv, p); err != nil {
+			t.Fatal(err)
+		}
 		pubs[i] = pub
 		if raws[i], err = envs[i].MarshalBinary(); err != nil {
 			t.Fatal(err)
@@ -42,6 +48,9 @@ func TestFloorsDoTheWork(t *testing.T) {
 	written, read, err := StoreFloor(t.TempDir(), store.DefaultConfig().BadgerOptions(), raws, 100)
 	if err != nil || written.Took <= 0 || read.Took <= 0 {
 		t.Fatalf("store floor: %+v %+v, %v", written, read, err)
+	}
+	if f, err := OpenFloor(envs); err != nil || f.Took <= 0 {
+		t.Fatalf("open floor: %+v, %v", f, err)
 	}
 	if f, err := SealFloor(raws); err != nil || f.Took <= 0 {
 		t.Fatalf("seal floor: %+v, %v", f, err)
