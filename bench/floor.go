@@ -39,58 +39,53 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// VerifyFloor checks every envelope's signature against its key with
-// model.VerifyBatch, the envelopes split evenly over one goroutine per
-// CPU, and returns the time until the last goroutine finished. Any
-// signature that does not verify is an error.
-func VerifyFloor(pubs []ed25519.PublicKey, envs []model.Envelope) (Floor, error) {
-	if len(pubs) != len(envs) {
-		return Floor{}, fmt.Errorf("verify floor: %d keys for %d envelopes", len(pubs), len(envs))
-	}
+// onAllCores splits n items evenly over one goroutine per CPU, runs
+// part(lo, hi) for each share, and returns the time until the last one
+// finished with the CPU used meanwhile, and their errors.
+func onAllCores(n int, part func(lo, hi int) error) (Floor, error) {
 	workers := runtime.NumCPU()
-	per := (len(envs) + workers - 1) / workers
+	per := (n + workers - 1) / workers
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	cpu0, t0 := processCPU(), time.Now()
 	for w := range workers {
-		lo, hi := min(w*per, len(envs)), min((w+1)*per, len(envs))
-		wg.Go(func() {
-			for i, err := range model.VerifyBatch(pubs[lo:hi], envs[lo:hi]) {
-				if err != nil {
-					errs[w] = fmt.Errorf("verify floor: envelope %d: %w", lo+i, err)
-					return
-				}
-			}
-		})
+		lo, hi := min(w*per, n), min((w+1)*per, n)
+		wg.Go(func() { errs[w] = part(lo, hi) })
 	}
 	wg.Wait()
 	return Floor{Took: time.Since(t0), CPU: processCPU() - cpu0}, errors.Join(errs...)
 }
 
+// VerifyFloor checks every envelope's signature against its key with
+// model.VerifyBatch, on all cores (onAllCores). Any signature that does not
+// verify is an error.
+func VerifyFloor(pubs []ed25519.PublicKey, envs []model.Envelope) (Floor, error) {
+	if len(pubs) != len(envs) {
+		return Floor{}, fmt.Errorf("verify floor: %d keys for %d envelopes", len(pubs), len(envs))
+	}
+	return onAllCores(len(envs), func(lo, hi int) error {
+		for i, err := range model.VerifyBatch(pubs[lo:hi], envs[lo:hi]) {
+			if err != nil {
+				return fmt.Errorf("verify floor: envelope %d: %w", lo+i, err)
+			}
+		}
+		return nil
+	})
+}
+
 // OpenFloor decodes every envelope's payload strictly (model.Envelope.Open,
 // which a receiver needs to learn a record's origin and audience before it
-// may keep it), the envelopes split evenly over one goroutine per CPU, and
-// returns the time until the last goroutine finished. A payload that does
-// not open is an error.
+// may keep it), on all cores (onAllCores). A payload that does not open is
+// an error.
 func OpenFloor(envs []model.Envelope) (Floor, error) {
-	workers := runtime.NumCPU()
-	per := (len(envs) + workers - 1) / workers
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	cpu0, t0 := processCPU(), time.Now()
-	for w := range workers {
-		lo, hi := min(w*per, len(envs)), min((w+1)*per, len(envs))
-		wg.Go(func() {
-			for i := lo; i < hi; i++ {
-				if _, err := envs[i].Open(); err != nil {
-					errs[w] = fmt.Errorf("open floor: envelope %d: %w", i, err)
-					return
-				}
+	return onAllCores(len(envs), func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			if _, err := envs[i].Open(); err != nil {
+				return fmt.Errorf("open floor: envelope %d: %w", i, err)
 			}
-		})
-	}
-	wg.Wait()
-	return Floor{Took: time.Since(t0), CPU: processCPU() - cpu0}, errors.Join(errs...)
+		}
+		return nil
+	})
 }
 
 // StoreFloor writes each record under a key of its own (8 bytes) into a
