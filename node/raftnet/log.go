@@ -2,12 +2,14 @@ package raftnet
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log"
 	"log/slog"
 	"slices"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 )
 
 // HCLog adapts l to the hclog.Logger that hashicorp/raft logs to. Each
@@ -44,6 +46,9 @@ func (a *hclogAdapter) level(lv hclog.Level) slog.Level {
 
 func (a *hclogAdapter) Log(lv hclog.Level, msg string, args ...any) {
 	s := a.level(lv)
+	if routine(msg, args) {
+		s = slog.LevelDebug
+	}
 	ctx := context.Background()
 	if !a.l.Enabled(ctx, s) {
 		return
@@ -52,6 +57,21 @@ func (a *hclogAdapter) Log(lv hclog.Level, msg string, args ...any) {
 		msg = a.name + ": " + msg
 	}
 	a.l.Log(ctx, s, msg, slices.Concat(args, []any{"raft_level", lv.String()})...)
+}
+
+// routine reports whether raft logs as an error what is routine: a
+// snapshot asked for (the registry asks for one when it stops) when nothing
+// was applied since the last one. Every node printed it at every stop.
+func routine(msg string, args []any) bool {
+	if msg != "failed to take snapshot" {
+		return false
+	}
+	for _, v := range args {
+		if err, ok := v.(error); ok && errors.Is(err, raft.ErrNothingNewToSnapshot) {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *hclogAdapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }

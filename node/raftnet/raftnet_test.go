@@ -1,6 +1,7 @@
 package raftnet
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
@@ -581,4 +582,20 @@ func BenchmarkIdleClusterAllocRate(b *testing.B) {
 	rate := float64(after.TotalAlloc-before.TotalAlloc) / window.Seconds() / (1 << 20)
 	b.ReportMetric(rate, "alloc-MiB/s")
 	b.Logf("idle 3-voter cluster allocated %.2f MiB/s over %v (MaxPool %d)", rate, window, DefaultConfig().MaxPool)
+}
+
+// A node's stop asks raft for a snapshot; with nothing applied since the
+// last one raft reports ErrNothingNewToSnapshot as an error, which the
+// adapter logs at debug. A real snapshot failure still shows.
+func TestSnapshotWithNothingNewIsNotAnError(t *testing.T) {
+	var buf bytes.Buffer
+	l := HCLog(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})), slog.LevelError)
+	l.Error("failed to take snapshot", "error", raft.ErrNothingNewToSnapshot)
+	if buf.Len() != 0 {
+		t.Fatalf("logged at info: %s", buf.String())
+	}
+	l.Error("failed to take snapshot", "error", errors.New("no space left on device"))
+	if !strings.Contains(buf.String(), "level=ERROR") || !strings.Contains(buf.String(), "no space left on device") {
+		t.Fatalf("a real snapshot failure was not logged as an error: %q", buf.String())
+	}
 }
