@@ -1,12 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	badger "github.com/dgraph-io/badger"
 
@@ -135,7 +135,9 @@ func (s *Store) feedWhere(after uint64, limit int, want func(origin string, aud 
 // only an empty one is.
 const FeedPageBytes = 8 << 20
 
-func cmpBytes(a, b []byte) int { return strings.Compare(string(a), string(b)) }
+// cmpBytes is bytes.Compare, for functions whose parameter bytes hides the
+// package.
+func cmpBytes(a, b []byte) int { return bytes.Compare(a, b) }
 
 // historyCursor finds history entries in ascending key order with one
 // iterator, instead of a Txn.Get each. A Get looks in every level of the
