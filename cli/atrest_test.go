@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -91,15 +92,7 @@ func holdsMarker(b []byte, marker string) bool {
 // peer ID shows) and the archive key.
 func privateKeys(t *testing.T, keys node.NodeKeys) map[string][]byte {
 	t.Helper()
-	priv, err := crypto.UnmarshalPrivateKey(keys.Identity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := priv.Raw()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return map[string][]byte{"node key": raw[:32], "archive key": keys.Archive}
+	return map[string][]byte{"node key": ed25519Key(t, keys).Seed(), "archive key": keys.Archive}
 }
 
 // holdsSecret reports whether b shows secret, or either half of it, in
@@ -463,4 +456,29 @@ func TestEncryptedNodeMadeBeforeSealedKeys(t *testing.T) {
 	if r := runNode(t, dir, pass, nil); r.ID() != keys.ID.String() {
 		t.Fatalf("restarted as %s, not %s", r.ID(), keys.ID)
 	}
+}
+
+// ed25519Key is the node key of keys as an Ed25519 private key.
+func ed25519Key(t *testing.T, keys node.NodeKeys) ed25519.PrivateKey {
+	t.Helper()
+	priv, err := crypto.UnmarshalPrivateKey(keys.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := priv.Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ed25519.PrivateKey(raw)
+}
+
+// nodeSigner reads the keys of the node in dir (kept in clear), and its
+// node key to sign with as the node does.
+func nodeSigner(t *testing.T, dir string) (node.NodeKeys, ed25519.PrivateKey) {
+	t.Helper()
+	keys, err := node.ReadNodeKeys(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys, ed25519Key(t, keys)
 }

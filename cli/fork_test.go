@@ -2,14 +2,11 @@ package cli
 
 import (
 	"bufio"
-	"crypto/ed25519"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/inpud/cairn/model"
 	"github.com/inpud/cairn/node"
@@ -27,18 +24,7 @@ func TestHistoryShowsFork(t *testing.T) {
 	ok(t, dir, "priority", "update", id, "--achievability", "4")
 
 	// The node's key, and its version 2 as exported.
-	keys, err := node.ReadNodeKeys(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := crypto.UnmarshalPrivateKey(keys.Identity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := priv.Raw()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, signer := nodeSigner(t, dir)
 	export := filepath.Join(t.TempDir(), "all.ndjson")
 	ok(t, dir, "export", "--out", export)
 	f, err := os.Open(export)
@@ -66,7 +52,7 @@ func TestHistoryShowsFork(t *testing.T) {
 	twin := v2
 	twin.HLC += 1 << 16
 	twin.Body = json.RawMessage(`{"kind":"change-needed","title":"Naloxone in every pharmacy and prison","importance":5,"achievability":4,"horizon_years":"` + model.DefaultHorizon + `"}`)
-	env, err := model.Seal(ed25519.PrivateKey(raw), twin)
+	env, err := model.Seal(signer, twin)
 	if err != nil {
 		t.Fatal(err)
 	}

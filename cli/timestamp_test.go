@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"crypto/ed25519"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -9,10 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
-
 	"github.com/inpud/cairn/model"
-	"github.com/inpud/cairn/node"
 )
 
 // TestImportRefusesImplausibleTimestamps: an import of records signed by
@@ -21,25 +17,14 @@ import (
 // nothing; with --skip-rejected the one dated now is imported.
 func TestImportRefusesImplausibleTimestamps(t *testing.T) {
 	dir := testNode(t)
-	keys, err := node.ReadNodeKeys(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := crypto.UnmarshalPrivateKey(keys.Identity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := priv.Raw()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys, signer := nodeSigner(t, dir)
 	body, _ := json.Marshal(model.Priority{Kind: model.PriorityChange, Title: "Naloxone in every pharmacy", Importance: 5, Achievability: 4, HorizonYears: model.DefaultHorizon})
 	now := time.Now()
 	var lines []string
 	for _, at := range []time.Time{now.AddDate(-10, 0, 0), now.AddDate(10, 0, 0), now} {
 		p := model.Payload{ID: model.NewID(at, nil), Kind: model.KindPriority, Origin: keys.Network, Author: keys.ID.String(),
 			Version: 1, HLC: model.MakeHLC(at.UnixMilli(), 0), Audience: model.Audience{model.AudiencePrivate}, Language: "en", Body: body}
-		env, err := model.Seal(ed25519.PrivateKey(raw), p)
+		env, err := model.Seal(signer, p)
 		if err != nil {
 			t.Fatal(err)
 		}

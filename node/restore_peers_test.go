@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -33,29 +32,18 @@ func TestRestoreBringsOwnRecordsBackFromPeers(t *testing.T) {
 	const count = 30
 	var private, shared []string
 	for i := range count {
-		p, err := b.Records().AddPriority(model.Priority{Kind: model.PriorityAction, Title: fmt.Sprintf("Peer outreach %d", i), Importance: 1 + i%5, Achievability: 1 + i%4}, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch i % 3 {
-		case 0:
-			private = append(private, p.ID)
+		id, kept := addByThirds(t, b, "Peer outreach", i, "cnpud")
+		if kept {
+			private = append(private, id)
 			continue
-		case 1:
-			_, err = b.Records().Share(p.ID, model.Audience{model.AudienceMembers})
-		case 2:
-			_, err = b.Records().Share(p.ID, model.Audience{"network:cnpud"})
-		}
-		if err != nil {
-			t.Fatal(err)
 		}
 		if i%4 == 1 { // a later version after sharing
 			imp := 5
-			if _, err := b.Records().UpdatePriority(p.ID, records.PriorityPatch{Importance: &imp}); err != nil {
+			if _, err := b.Records().UpdatePriority(id, records.PriorityPatch{Importance: &imp}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		shared = append(shared, p.ID)
+		shared = append(shared, id)
 	}
 	want := heldVersions(t, b)
 	for _, id := range shared {
@@ -122,23 +110,12 @@ func TestRestoreTakesFromCustodyAndPeers(t *testing.T) {
 	}
 	write := func(from, to int) (private, shared []string) {
 		for i := from; i < to; i++ {
-			p, err := b.Records().AddPriority(model.Priority{Kind: model.PriorityAction, Title: fmt.Sprintf("Drop-in hours %d", i), Importance: 1 + i%5, Achievability: 1 + i%4}, false)
-			if err != nil {
-				t.Fatal(err)
+			id, kept := addByThirds(t, b, "Drop-in hours", i, "anpud")
+			if kept {
+				private = append(private, id)
+			} else {
+				shared = append(shared, id)
 			}
-			switch i % 3 {
-			case 0:
-				private = append(private, p.ID)
-				continue
-			case 1:
-				_, err = b.Records().Share(p.ID, model.Audience{model.AudienceMembers})
-			case 2:
-				_, err = b.Records().Share(p.ID, model.Audience{"network:anpud"})
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			shared = append(shared, p.ID)
 		}
 		return private, shared
 	}

@@ -46,6 +46,29 @@ func heldVersions(t *testing.T, n *Node) map[string]string {
 // from its keys through the steward, and checks every record comes back
 // at its version with its signed bytes; then that the restored node
 // starts, writes and is heard by others as before.
+// addByThirds adds priority i, titled "<title> <i>", on n, and shares it
+// by i%3: 0 stays private, 1 goes to all members, 2 to network other. It
+// returns the record's id and whether it stayed private.
+func addByThirds(t *testing.T, n *Node, title string, i int, other string) (id string, private bool) {
+	t.Helper()
+	p, err := n.Records().AddPriority(model.Priority{Kind: model.PriorityAction, Title: fmt.Sprintf("%s %d", title, i), Importance: 1 + i%5, Achievability: 1 + i%4}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch i % 3 {
+	case 0:
+		return p.ID, true
+	case 1:
+		_, err = n.Records().Share(p.ID, model.Audience{model.AudienceMembers})
+	case 2:
+		_, err = n.Records().Share(p.ID, model.Audience{"network:" + other})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.ID, false
+}
+
 func wipeAndRestore(t *testing.T, count int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -61,19 +84,7 @@ func wipeAndRestore(t *testing.T, count int) {
 		t.Fatal(err)
 	}
 	for i := range count {
-		p, err := b.Records().AddPriority(model.Priority{Kind: model.PriorityAction, Title: fmt.Sprintf("Peer outreach %d", i), Importance: 1 + i%5, Achievability: 1 + i%4}, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch i % 3 {
-		case 1:
-			_, err = b.Records().Share(p.ID, model.Audience{model.AudienceMembers})
-		case 2:
-			_, err = b.Records().Share(p.ID, model.Audience{"network:dnpud"})
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		addByThirds(t, b, "Peer outreach", i, "dnpud")
 	}
 	shared, err := a.Records().AddPriority(model.Priority{Kind: model.PriorityChange, Title: "Naloxone in every pharmacy", Importance: 5, Achievability: 3}, false)
 	if err != nil {

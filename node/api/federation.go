@@ -104,12 +104,17 @@ func (s *server) needFederation() (*federation.Registry, error) {
 	return f.Federation(), nil
 }
 
-// requireMember refuses registry changes on a node that belongs to no federation yet.
-func requireMember(r *federation.Registry) error {
-	if r.Empty() {
-		return &httpError{code: http.StatusConflict, msg: "this node belongs to no federation yet: create one with cairn start --bootstrap, or join one with cairn join CODE"}
+// needJoined is needFederation for registry changes: it refuses them on a
+// node that belongs to no federation yet.
+func (s *server) needJoined() (*federation.Registry, error) {
+	r, err := s.needFederation()
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	if r.Empty() {
+		return nil, &httpError{code: http.StatusConflict, msg: "this node belongs to no federation yet: create one with cairn start --bootstrap, or join one with cairn join CODE"}
+	}
+	return r, nil
 }
 
 func (s *server) registryStatus(w http.ResponseWriter, r *http.Request) error {
@@ -150,11 +155,8 @@ type InviteResponse struct {
 const MaxInviteTTL = 30 * 24 * time.Hour
 
 func (s *server) invite(w http.ResponseWriter, r *http.Request) error {
-	reg, err := s.needFederation()
+	reg, err := s.needJoined()
 	if err != nil {
-		return err
-	}
-	if err := requireMember(reg); err != nil {
 		return err
 	}
 	var req InviteRequest
@@ -277,11 +279,8 @@ var memberActions = map[string]registry.Kind{
 }
 
 func (s *server) memberAction(w http.ResponseWriter, r *http.Request) error {
-	reg, err := s.needFederation()
+	reg, err := s.needJoined()
 	if err != nil {
-		return err
-	}
-	if err := requireMember(reg); err != nil {
 		return err
 	}
 	kind, ok := memberActions[r.PathValue("action")]
@@ -299,11 +298,8 @@ func (s *server) memberAction(w http.ResponseWriter, r *http.Request) error {
 // publishTemplate takes a template file (YAML or JSON) and publishes it as
 // a new version through the registry (stewards only).
 func (s *server) publishTemplate(w http.ResponseWriter, r *http.Request) error {
-	reg, err := s.needFederation()
+	reg, err := s.needJoined()
 	if err != nil {
-		return err
-	}
-	if err := requireMember(reg); err != nil {
 		return err
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBody+1))

@@ -43,11 +43,7 @@ func (s *server) handover(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	reg, err := s.needFederation()
-	if err != nil {
-		return err
-	}
-	if err := requireMember(reg); err != nil {
+	if _, err := s.needJoined(); err != nil {
 		return err
 	}
 	var req HandoverRequest
